@@ -1,0 +1,2 @@
+//! Whole-system test crate: its tests live under `tests/tests/`.
+#![forbid(unsafe_code)]
