@@ -1,0 +1,380 @@
+//! The embedded adapter: one SQLite file (rusqlite, bundled; WAL).
+//!
+//! Same semantics as DynamoDB: a unique (stream, version) key, one transaction
+//! per append, conditional state writes with expiry. On top, an
+//! `AUTOINCREMENT` position column gives the global commit order the local
+//! runtime tails as its stream.
+//!
+//! All access goes through one connection behind a mutex, so commits happen
+//! one at a time and positions become visible in order: a tailer reading
+//! "everything after position p" can never skip an event that commits later
+//! with a smaller position. SQLite serialises writers anyway; readers share the
+//! same lock, which is fine at the storefront's scale and keeps the reasoning
+//! simple. Blocking work runs on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use storefront_domain::{EventEnvelope, StreamId};
+
+use crate::clock::now_epoch_seconds;
+use crate::{
+    AppendBatch, Condition, EventLog, EventStore, LoggedEvent, StateItem, StateStore, StateWrite,
+    StoreError,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    position   INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_id  TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    event_id   TEXT    NOT NULL UNIQUE,
+    event_type TEXT    NOT NULL,
+    envelope   TEXT    NOT NULL,
+    UNIQUE (stream_id, version)
+);
+CREATE TABLE IF NOT EXISTS state (
+    pk         TEXT    NOT NULL,
+    sk         TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    value      TEXT    NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (pk, sk)
+);
+";
+
+/// Event store, event log and state store in one SQLite database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, in WAL mode, with the schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let conn = Connection::open(path).map_err(|e| StoreError::Backend {
+            backend: "sqlite",
+            detail: format!("cannot open {}: {e}", path.display()),
+        })?;
+        Self::init(conn)
+    }
+
+    /// An in-memory database, for tests and benchmarks.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(StoreError::sqlite)?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        // WAL + synchronous=NORMAL: a committed append survives a crash of the
+        // process (the local runtime's SIGKILL test); only an OS crash may
+        // lose the last transactions.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(StoreError::sqlite)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(StoreError::sqlite)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(StoreError::sqlite)?;
+        conn.execute_batch(SCHEMA).map_err(StoreError::sqlite)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave a half-written
+            // transaction behind (SQLite rolls it back), so a poisoned lock
+            // is safe to keep using.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::sqlite(format!("worker failed: {e}")))?
+    }
+
+    /// Runs raw SQL against the database. For tests that need to go behind
+    /// the store's back (tampering) and for operator tooling; never used by
+    /// the storefront itself.
+    pub async fn execute_raw(&self, sql: String) -> Result<usize, StoreError> {
+        self.with_conn(move |c| c.execute(&sql, []).map_err(StoreError::sqlite))
+            .await
+    }
+}
+
+fn decode_envelope(text: &str) -> Result<EventEnvelope, StoreError> {
+    let envelope: EventEnvelope = serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        table: "events",
+        detail: format!("envelope is not valid JSON: {e}"),
+    })?;
+    envelope.verify()?;
+    Ok(envelope)
+}
+
+fn stream_version(c: &Connection, stream: &str) -> Result<u64, StoreError> {
+    c.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?1",
+        params![stream],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|v| v as u64)
+    .map_err(StoreError::sqlite)
+}
+
+fn live_item(
+    c: &Connection,
+    pk: &str,
+    sk: &str,
+    now: i64,
+) -> Result<Option<StateItem>, StoreError> {
+    let row = c
+        .query_row(
+            "SELECT version, value, expires_at FROM state WHERE pk = ?1 AND sk = ?2
+             AND (expires_at IS NULL OR expires_at > ?3)",
+            params![pk, sk, now],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(StoreError::sqlite)?;
+    row.map(|(version, value, expires_at)| to_item(pk, sk, version, &value, expires_at))
+        .transpose()
+}
+
+fn to_item(
+    pk: &str,
+    sk: &str,
+    version: i64,
+    value: &str,
+    expires_at: Option<i64>,
+) -> Result<StateItem, StoreError> {
+    Ok(StateItem {
+        pk: pk.to_owned(),
+        sk: sk.to_owned(),
+        version: version as u64,
+        value: serde_json::from_str(value).map_err(|e| StoreError::Corrupt {
+            table: "state",
+            detail: format!("{pk} / {sk}: value is not JSON: {e}"),
+        })?,
+        expires_at,
+    })
+}
+
+fn condition_holds(existing: Option<&StateItem>, write: &StateWrite) -> bool {
+    match (write.condition, existing) {
+        (Condition::Always, _) => true,
+        (Condition::NotExists, e) => e.is_none(),
+        (Condition::NewerVersion, None) => true,
+        (Condition::NewerVersion, Some(e)) => e.version < write.item.version,
+        (Condition::VersionIs(v), Some(e)) => e.version == v,
+        (Condition::VersionIs(_), None) => false,
+    }
+}
+
+fn put_state(c: &Connection, write: &StateWrite, now: i64) -> Result<(), StoreError> {
+    let existing = live_item(c, &write.item.pk, &write.item.sk, now)?;
+    if !condition_holds(existing.as_ref(), write) {
+        return Err(StoreError::ConditionFailed {
+            pk: write.item.pk.clone(),
+            sk: write.item.sk.clone(),
+        });
+    }
+    let value = serde_json::to_string(&write.item.value)
+        .map_err(|e| StoreError::InvalidAppend(format!("state value: {e}")))?;
+    c.execute(
+        "INSERT INTO state (pk, sk, version, value, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (pk, sk) DO UPDATE SET version = excluded.version,
+           value = excluded.value, expires_at = excluded.expires_at",
+        params![
+            write.item.pk,
+            write.item.sk,
+            write.item.version as i64,
+            value,
+            write.item.expires_at
+        ],
+    )
+    .map_err(StoreError::sqlite)?;
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append_batch(&self, batch: AppendBatch) -> Result<(), StoreError> {
+        batch.validate()?;
+        self.with_conn(move |c| {
+            let now = now_epoch_seconds();
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite)?;
+            for s in &batch.streams {
+                let stream = s.stream.to_string();
+                let actual = stream_version(&tx, &stream)?;
+                if actual != s.expected_version {
+                    return Err(StoreError::Conflict {
+                        stream,
+                        expected: s.expected_version,
+                        actual,
+                    });
+                }
+            }
+            for w in &batch.state {
+                put_state(&tx, w, now)?;
+            }
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO events (stream_id, version, event_id, event_type, envelope)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .map_err(StoreError::sqlite)?;
+                for s in &batch.streams {
+                    for e in &s.events {
+                        let text = serde_json::to_string(e)
+                            .map_err(|e| StoreError::InvalidAppend(e.to_string()))?;
+                        insert
+                            .execute(params![
+                                e.stream_id,
+                                e.version as i64,
+                                e.event_id,
+                                e.event_type,
+                                text
+                            ])
+                            .map_err(StoreError::sqlite)?;
+                    }
+                }
+            }
+            // Dropping `tx` on any early return above rolls everything back.
+            tx.commit().map_err(StoreError::sqlite)
+        })
+        .await
+    }
+
+    async fn load(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let stream = stream.to_string();
+        self.with_conn(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT envelope FROM events WHERE stream_id = ?1 AND version > ?2 ORDER BY version",
+                )
+                .map_err(StoreError::sqlite)?;
+            let rows = stmt
+                .query_map(params![stream, after_version as i64], |r| r.get::<_, String>(0))
+                .map_err(StoreError::sqlite)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(decode_envelope(&row.map_err(StoreError::sqlite)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn current_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let stream = stream.to_string();
+        self.with_conn(move |c| stream_version(c, &stream)).await
+    }
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, StoreError> {
+        self.with_conn(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT position, envelope FROM events WHERE position > ?1 ORDER BY position LIMIT ?2")
+                .map_err(StoreError::sqlite)?;
+            let rows = stmt
+                .query_map(params![after as i64, limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(StoreError::sqlite)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (position, text) = row.map_err(StoreError::sqlite)?;
+                out.push(LoggedEvent {
+                    position: position as u64,
+                    envelope: decode_envelope(&text)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<StateItem>, StoreError> {
+        let (pk, sk) = (pk.to_owned(), sk.to_owned());
+        self.with_conn(move |c| live_item(c, &pk, &sk, now_epoch_seconds()))
+            .await
+    }
+
+    async fn put(&self, write: StateWrite) -> Result<(), StoreError> {
+        self.with_conn(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite)?;
+            put_state(&tx, &write, now_epoch_seconds())?;
+            tx.commit().map_err(StoreError::sqlite)
+        })
+        .await
+    }
+
+    async fn delete(&self, pk: &str, sk: &str) -> Result<(), StoreError> {
+        let (pk, sk) = (pk.to_owned(), sk.to_owned());
+        self.with_conn(move |c| {
+            c.execute(
+                "DELETE FROM state WHERE pk = ?1 AND sk = ?2",
+                params![pk, sk],
+            )
+            .map(|_| ())
+            .map_err(StoreError::sqlite)
+        })
+        .await
+    }
+
+    async fn query(&self, pk: &str) -> Result<Vec<StateItem>, StoreError> {
+        let pk = pk.to_owned();
+        self.with_conn(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT sk, version, value, expires_at FROM state WHERE pk = ?1
+                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY sk",
+                )
+                .map_err(StoreError::sqlite)?;
+            let rows = stmt
+                .query_map(params![pk, now_epoch_seconds()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                    ))
+                })
+                .map_err(StoreError::sqlite)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (sk, version, value, expires_at) = row.map_err(StoreError::sqlite)?;
+                out.push(to_item(&pk, &sk, version, &value, expires_at)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
