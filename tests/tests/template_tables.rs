@@ -1,0 +1,149 @@
+//! template.yaml and the code agree on the tables: the layout the SAM
+//! template deploys is the layout `create_tables` makes for the tests and the
+//! local runtime, and the layout the DynamoDB adapter reads and writes.
+
+use serde_norway::Value;
+use storefront_store::dynamodb::{TableNames, create_tables};
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).expect("read template.yaml");
+    serde_norway::from_str(&text).expect("template.yaml is YAML")
+}
+
+fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
+    &t["Resources"][name]["Properties"]
+}
+
+/// (attribute, key type) pairs of a KeySchema, and (attribute, type) of AttributeDefinitions.
+fn keys(v: &Value) -> Vec<(String, String)> {
+    v["KeySchema"]
+        .as_sequence()
+        .expect("KeySchema")
+        .iter()
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().expect("name").to_owned(),
+                k["KeyType"].as_str().expect("type").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn attrs(v: &Value) -> Vec<(String, String)> {
+    let mut a: Vec<(String, String)> = v["AttributeDefinitions"]
+        .as_sequence()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().expect("name").to_owned(),
+                k["AttributeType"].as_str().expect("type").to_owned(),
+            )
+        })
+        .collect();
+    a.sort();
+    a
+}
+
+fn client() -> aws_sdk_dynamodb::Client {
+    let endpoint = std::env::var("STOREFRONT_DYNAMODB_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .expect("STOREFRONT_DYNAMODB_ENDPOINT is not set: run `make test`, which starts moto");
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "moto",
+        ))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// The tables `create_tables` makes on moto have exactly the keys, attribute
+/// types, stream view and TTL attribute that template.yaml declares.
+#[tokio::test]
+async fn create_tables_matches_the_template() {
+    let t = template();
+    let events_t = resource(&t, "EventsTable");
+    let state_t = resource(&t, "StateTable");
+    assert_eq!(events_t["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(state_t["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let names = TableNames {
+        events: format!("tpl-events-{suffix}"),
+        state: format!("tpl-state-{suffix}"),
+    };
+    let client = client();
+    create_tables(&client, &names)
+        .await
+        .expect("create tables on moto");
+
+    for (name, declared) in [(&names.events, events_t), (&names.state, state_t)] {
+        let described = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .expect("describe");
+        let table = described.table().expect("table");
+        let made_keys: Vec<(String, String)> = table
+            .key_schema()
+            .iter()
+            .map(|k| {
+                (
+                    k.attribute_name().to_owned(),
+                    k.key_type().as_str().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(made_keys, keys(declared), "key schema of {name}");
+        let mut made_attrs: Vec<(String, String)> = table
+            .attribute_definitions()
+            .iter()
+            .map(|a| {
+                (
+                    a.attribute_name().to_owned(),
+                    a.attribute_type().as_str().to_owned(),
+                )
+            })
+            .collect();
+        made_attrs.sort();
+        assert_eq!(made_attrs, attrs(declared), "attributes of {name}");
+    }
+
+    let stream = client
+        .describe_table()
+        .table_name(&names.events)
+        .send()
+        .await
+        .expect("describe");
+    let view = stream
+        .table()
+        .and_then(|t| t.stream_specification())
+        .and_then(|s| s.stream_view_type())
+        .map(|v| v.as_str().to_owned());
+    assert_eq!(
+        view.as_deref(),
+        events_t["StreamSpecification"]["StreamViewType"].as_str()
+    );
+
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&names.state)
+        .send()
+        .await
+        .expect("ttl");
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|d| d.attribute_name()),
+        state_t["TimeToLiveSpecification"]["AttributeName"].as_str()
+    );
+    assert_eq!(
+        state_t["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true)
+    );
+}
