@@ -1,0 +1,46 @@
+//! AWS SDK configuration, loaded once per cold start.
+//!
+//! In Lambda the default chain reads region and credentials from the
+//! environment without network calls. `AWS_ENDPOINT_URL` (the SDK's own
+//! variable) points every client at moto or another endpoint; tests use
+//! [`local_config`] with static credentials instead.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// The SDK configuration from the environment (region, credentials, endpoint).
+pub async fn load_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// A configuration for a local endpoint (moto) with static test credentials.
+pub fn local_config(endpoint: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            aws_sdk_dynamodb::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "storefront-local",
+            ),
+        ))
+        .build()
+}
+
+/// A DynamoDB client.
+pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(config)
+}
+
+/// An EventBridge client.
+pub fn eventbridge(config: &SdkConfig) -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::new(config)
+}
+
+/// An SQS client.
+pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
+}

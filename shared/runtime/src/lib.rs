@@ -1,0 +1,22 @@
+//! # storefront-runtime
+//!
+//! The Lambda glue every function links, so each `main.rs` stays a few lines:
+//!
+//! - [`config`]: settings from the environment Lambda (or the local runtime)
+//!   gives the function, with errors that say which variable is missing.
+//! - [`aws`]: the AWS SDK configuration and clients, built once per cold
+//!   start; an endpoint override for moto and the local runtime's AWS mode.
+//! - [`telemetry`]: JSON logs through `tracing` (no ANSI, no timestamps:
+//!   CloudWatch adds them) and EMF metrics in namespace `Storefront` through
+//!   `metrics_cloudwatch_embedded`, with a cold-start metric.
+//! - [`sqs`]: the SQS batch runner with partial batch failures
+//!   (`ReportBatchItemFailures`): a failing record never fails the others.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod aws;
+pub mod config;
+pub mod sqs;
+pub mod telemetry;
+
+pub use config::{Config, ConfigError};
