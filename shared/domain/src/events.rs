@@ -90,6 +90,7 @@ payload!(/** An order was placed from a cart; it starts `pending`. */ OrderCreat
     /** What was ordered. */ lines: Vec<OrderLine>,
     /** Sum of the lines, in minor units. */ total_cents: i64,
     /** Currency of all amounts. */ currency: Currency,
+    /** When the shopper placed it (RFC 3339 UTC). */ placed_at: String,
 });
 payload!(/** Every line's stock is reserved: the order can be paid. */ OrderConfirmed { /** The order. */ order_id: OrderId });
 payload!(/** The order could not be fulfilled (usually: not enough stock). */ OrderRejected {
@@ -469,6 +470,7 @@ mod tests {
                 lines: vec![line],
                 total_cents: 2500,
                 currency: eur(),
+                placed_at: "2026-11-27T10:00:00.000Z".into(),
             }),
             Event::OrderConfirmed(OrderConfirmed {
                 order_id: order("o1"),

@@ -81,6 +81,8 @@ pub struct OrderState {
     pub refunded: bool,
     /// Why it was rejected or cancelled.
     pub reason: Option<String>,
+    /// When it was placed (RFC 3339 UTC).
+    pub placed_at: String,
     /// Stream version.
     pub version: u64,
 }
@@ -98,6 +100,8 @@ pub enum OrderCommand {
         lines: Vec<OrderLine>,
         /// Currency of the prices.
         currency: Currency,
+        /// When the shopper placed it (RFC 3339 UTC).
+        placed_at: String,
     },
     /// Every line was reserved (the saga).
     Confirm,
@@ -169,6 +173,7 @@ impl Aggregate for OrderState {
                 user_id,
                 lines,
                 currency,
+                placed_at,
             },
             None,
         ) = (command, self.status)
@@ -197,6 +202,7 @@ impl Aggregate for OrderState {
                 lines: lines.clone(),
                 total_cents: total,
                 currency: currency.clone(),
+                placed_at: placed_at.clone(),
             })]);
         }
 
@@ -314,6 +320,7 @@ impl Aggregate for OrderState {
                 self.total_cents = e.total_cents;
                 self.currency = Some(e.currency.clone());
                 self.status = Some(OrderStatus::Pending);
+                self.placed_at = e.placed_at.clone();
             }
             Event::OrderConfirmed(_) => self.status = Some(OrderStatus::Confirmed),
             Event::OrderRejected(e) => {
@@ -350,6 +357,8 @@ mod tests {
     use crate::decider::testing::given;
     use crate::ids::Sku;
 
+    const AT: &str = "2026-11-27T10:00:00.000Z";
+
     fn oid() -> OrderId {
         OrderId::new("o1").expect("order")
     }
@@ -378,6 +387,7 @@ mod tests {
             user_id: UserId::new("u1").expect("user"),
             lines: lines(),
             currency: eur(),
+            placed_at: AT.into(),
         }
     }
     fn created() -> Event {
@@ -387,6 +397,7 @@ mod tests {
             lines: lines(),
             total_cents: 4500,
             currency: eur(),
+            placed_at: AT.into(),
         })
     }
     fn confirmed() -> Event {
@@ -439,6 +450,7 @@ mod tests {
                 user_id: UserId::new("u1").expect("user"),
                 lines: vec![],
                 currency: eur(),
+                placed_at: AT.into(),
             })
             .then_err(DomainError::EmptyCart);
     }

@@ -131,7 +131,7 @@ proptest! {
         }];
         let mut commands = vec![OrderCommand::Create {
             order_id: OrderId::new("o1").expect("order"), user_id: UserId::new("u1").expect("user"),
-            lines, currency: Currency::new("EUR").expect("eur"),
+            lines, currency: Currency::new("EUR").expect("eur"), placed_at: "2026-11-27T10:00:00.000Z".into(),
         }];
         commands.extend(ops.iter().map(|(op, amount)| match op {
             0 => OrderCommand::Confirm,
