@@ -77,9 +77,19 @@ pub async fn save_snapshot<A: Aggregate>(
     state: &A,
     version: u64,
 ) -> Result<(), StoreError> {
-    let (pk, sk) = snapshot_key(stream);
     let value = serde_json::to_value(state)
         .map_err(|e| StoreError::InvalidAppend(format!("snapshot of {stream}: {e}")))?;
+    save_snapshot_value(state_store, stream, value, version).await
+}
+
+/// Writes an already serialized snapshot at `version`, unless a newer one is there.
+pub async fn save_snapshot_value(
+    state_store: &dyn StateStore,
+    stream: &StreamId,
+    value: serde_json::Value,
+    version: u64,
+) -> Result<(), StoreError> {
+    let (pk, sk) = snapshot_key(stream);
     match state_store
         .put(StateWrite {
             item: StateItem {

@@ -1,0 +1,196 @@
+//! `Idempotency-Key` on POSTs: a retried request gets the first answer and
+//! appends nothing twice; the same key with a different request is 422.
+//!
+//! A middleware fingerprints the request (method, path, body) and looks the
+//! key up (scoped to the caller). A known key with the same fingerprint
+//! replays the stored answer; a different fingerprint is refused. An unknown
+//! key travels to the handler as an [`IdempotencyKey`] extension: a command
+//! that appends events writes the record **in the same atomic append**, so
+//! two concurrent retries cannot both append (the second one's condition
+//! fails, and it replays the first one's answer). A successful request that
+//! appended nothing is recorded by the middleware afterwards.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use storefront_store::clock::now_epoch_seconds;
+use storefront_store::{Condition, StateItem, StateStore, StateWrite, StoreError};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::MAX_BODY_BYTES;
+use crate::identity::claims_from_parts;
+
+/// How long a key is remembered.
+pub const KEY_TTL_SECONDS: i64 = 24 * 3600;
+const SORT_KEY: &str = "response";
+
+/// The key of the current request, for the command pipeline.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// State-store partition key of the record (scoped to the caller).
+    pub pk: String,
+    /// SHA-256 of method, path and body.
+    pub fingerprint: String,
+}
+
+/// Marks a response whose record was written inside the command's append.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded;
+
+/// What is remembered of a first answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredResponse {
+    /// The request's fingerprint.
+    pub fingerprint: String,
+    /// The status returned.
+    pub status: u16,
+    /// The JSON body returned.
+    pub body: serde_json::Value,
+}
+
+impl IdempotencyKey {
+    /// The state write recording `response` for this key; it fails if the key is already recorded.
+    pub fn record(&self, status: StatusCode, body: &serde_json::Value) -> StateWrite {
+        let stored = StoredResponse {
+            fingerprint: self.fingerprint.clone(),
+            status: status.as_u16(),
+            body: body.clone(),
+        };
+        StateWrite {
+            item: StateItem {
+                pk: self.pk.clone(),
+                sk: SORT_KEY.into(),
+                version: 1,
+                value: serde_json::to_value(stored).unwrap_or_default(),
+                expires_at: Some(now_epoch_seconds() + KEY_TTL_SECONDS),
+            },
+            condition: Condition::NotExists,
+        }
+    }
+
+    /// The answer to give when the key turns out to be taken: a replay, or 422.
+    pub async fn replay(&self, state: &dyn StateStore) -> Result<Response, ApiError> {
+        match state.get(&self.pk, SORT_KEY).await? {
+            Some(item) => replay_or_refuse(&item, &self.fingerprint),
+            None => Err(ApiError::Conflict(
+                "a request with this Idempotency-Key is in progress; retry shortly".into(),
+            )),
+        }
+    }
+}
+
+fn replay_or_refuse(item: &StateItem, fingerprint: &str) -> Result<Response, ApiError> {
+    let stored: StoredResponse = serde_json::from_value(item.value.clone())
+        .map_err(|e| ApiError::Internal(format!("idempotency record unreadable: {e}")))?;
+    if stored.fingerprint != fingerprint {
+        return Err(ApiError::Unprocessable(
+            "this Idempotency-Key was used for a different request; use a new key for a new request".into(),
+        ));
+    }
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, axum::Json(stored.body)).into_response();
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+fn valid_key(key: &str) -> bool {
+    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The middleware. Applies to POST requests that carry the header.
+pub async fn middleware(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    match handle(app, request, next).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(app: AppState, request: Request, next: Next) -> Result<Response, ApiError> {
+    if request.method() != Method::POST {
+        return Ok(next.run(request).await);
+    }
+    let Some(raw_key) = request.headers().get("idempotency-key") else {
+        return Ok(next.run(request).await);
+    };
+    let key = raw_key
+        .to_str()
+        .ok()
+        .filter(|k| valid_key(k))
+        .ok_or_else(|| {
+            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
+        })?
+        .to_owned();
+    let (mut parts, body) = request.into_parts();
+    let scope = claims_from_parts(&parts)
+        .map(|c| c.sub)
+        .unwrap_or_else(|| "anonymous".into());
+    let bytes = to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))?;
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str().as_bytes());
+    hasher.update(b" ");
+    hasher.update(parts.uri.path().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(&bytes);
+    let idem = IdempotencyKey {
+        pk: format!("idem#api#{scope}#{key}"),
+        fingerprint: hex::encode(hasher.finalize()),
+    };
+    if let Some(item) = app.state.get(&idem.pk, SORT_KEY).await? {
+        return replay_or_refuse(&item, &idem.fingerprint);
+    }
+    parts.extensions.insert(idem.clone());
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if !response.status().is_success() || response.extensions().get::<Recorded>().is_some() {
+        return Ok(response);
+    }
+    // The handler appended nothing (a no-op or a read): remember its answer now.
+    let (parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot buffer the response: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    match record(&*app.state, &idem, parts.status, &value).await {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed { .. }) => return idem.replay(&*app.state).await,
+        Err(e) => return Err(e.into()),
+    }
+    let mut response = Response::from_parts(parts, Body::from(bytes));
+    response
+        .headers_mut()
+        .entry(header::CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+async fn record(
+    state: &dyn StateStore,
+    idem: &IdempotencyKey,
+    status: StatusCode,
+    body: &serde_json::Value,
+) -> Result<(), StoreError> {
+    state.put(idem.record(status, body)).await
+}
+
+#[cfg(test)]
+mod tests {
+    /// Keys are bounded, visible ASCII.
+    #[test]
+    fn key_validation() {
+        assert!(super::valid_key("abc-123_X"));
+        assert!(!super::valid_key(""));
+        assert!(!super::valid_key("a b"));
+        assert!(!super::valid_key(&"k".repeat(256)));
+    }
+}

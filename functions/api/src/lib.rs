@@ -1,0 +1,205 @@
+//! # storefront-api
+//!
+//! The storefront's HTTP API (DESIGN §6): one axum [`Router`], built by
+//! [`app`], that `lambda_http` serves in AWS behind API Gateway's JWT
+//! authorizer, and that the local runtime and the tests serve directly.
+//!
+//! Commands load their aggregate (snapshot + tail), decide with the pure
+//! deciders of `storefront-domain`, and append at the expected version; on a
+//! version conflict they reload and re-decide up to
+//! [`Settings::max_attempts`] times, then answer 409. Checkout appends the
+//! order's creation and the cart's checkout in one atomic multi-stream
+//! append. Every failure is an `application/problem+json` answer, and nothing
+//! is appended when a request fails.
+//!
+//! ## Layout
+//! - [`routes`]: the handlers, one per route.
+//! - [`commands`]: the load → decide → append pipeline with retries.
+//! - [`idempotency`]: `Idempotency-Key` on POSTs.
+//! - [`identity`]: claims from the authorizer (or the local dev layer).
+//! - [`extract`]: body, path and correlation extractors with clear 4xx errors.
+//! - [`views`]: request and response types.
+//! - [`error`]: [`ApiError`] and problem details.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod commands;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod identity;
+pub mod routes;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, patch, post};
+use storefront_runtime::{Config, ConfigError};
+use storefront_store::dynamodb::DynamoStore;
+use storefront_store::sqlite::SqliteStore;
+use storefront_store::{EventStore, StateStore};
+use utoipa::OpenApi;
+
+pub use error::ApiError;
+pub use identity::{Claims, Identity};
+
+/// Tunables of the command pipeline.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Snapshot an aggregate every N events (0 = never).
+    pub snapshot_every: u64,
+    /// Attempts per command before a version conflict becomes a 409.
+    pub max_attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            snapshot_every: 100,
+            max_attempts: 5,
+        }
+    }
+}
+
+/// What every handler shares: the stores and the settings. Built once.
+#[derive(Clone)]
+pub struct AppState {
+    /// The event store.
+    pub events: Arc<dyn EventStore>,
+    /// Views, snapshots, idempotency records.
+    pub state: Arc<dyn StateStore>,
+    /// Tunables.
+    pub settings: Settings,
+}
+
+impl AppState {
+    /// On SQLite (the local runtime and the tests).
+    pub fn sqlite(store: SqliteStore, settings: Settings) -> Self {
+        AppState {
+            events: Arc::new(store.clone()),
+            state: Arc::new(store),
+            settings,
+        }
+    }
+
+    /// On DynamoDB.
+    pub fn dynamo(store: DynamoStore, settings: Settings) -> Self {
+        AppState {
+            events: Arc::new(store.clone()),
+            state: Arc::new(store),
+            settings,
+        }
+    }
+
+    /// On DynamoDB, from the function's environment (`EVENTS_TABLE`, `STATE_TABLE`, `SNAPSHOT_EVERY`).
+    pub fn from_config(
+        config: &Config,
+        sdk: &storefront_runtime::aws::SdkConfig,
+    ) -> Result<Self, ConfigError> {
+        let store = DynamoStore::new(storefront_runtime::aws::dynamodb(sdk), config.tables()?);
+        Ok(AppState::dynamo(
+            store,
+            Settings {
+                snapshot_every: config.snapshot_every()?,
+                ..Settings::default()
+            },
+        ))
+    }
+}
+
+/// The API: every route of DESIGN §6, with idempotency and a 64 KiB body limit.
+pub fn app(state: AppState) -> Router {
+    use routes::*;
+    Router::new()
+        .route("/health", get(health))
+        .route("/users", post(register_user))
+        .route("/users/me", get(me))
+        .route("/products", get(list_products).post(create_product))
+        .route(
+            "/products/{sku}",
+            get(get_product)
+                .patch(update_product)
+                .delete(discontinue_product),
+        )
+        .route("/products/{sku}/stock", post(adjust_stock))
+        .route("/cart", get(get_cart))
+        .route("/cart/items", post(add_item))
+        .route(
+            "/cart/items/{sku}",
+            patch(change_quantity).delete(remove_item),
+        )
+        .route("/cart/checkout", post(checkout))
+        .route("/orders", get(list_orders))
+        .route("/orders/{id}", get(get_order))
+        .route("/orders/{id}/payment", post(pay))
+        .route("/orders/{id}/cancel", post(cancel))
+        .route("/orders/{id}/shipment", post(ship))
+        .route("/orders/{id}/delivery", post(deliver))
+        .route("/admin/streams/{streamId}/events", get(stream_events))
+        .route("/admin/stats", get(stats))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The OpenAPI 3.1 document, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "storefront-events API",
+        description = "Commands and queries of the event-driven storefront. Errors are application/problem+json (RFC 9457). Money is integer minor units.",
+        version = "0.1.0"
+    ),
+    paths(
+        routes::health, routes::register_user, routes::me,
+        routes::list_products, routes::get_product, routes::create_product, routes::update_product,
+        routes::adjust_stock, routes::discontinue_product,
+        routes::get_cart, routes::add_item, routes::change_quantity, routes::remove_item, routes::checkout,
+        routes::list_orders, routes::get_order, routes::pay, routes::cancel, routes::ship, routes::deliver,
+        routes::stream_events, routes::stats,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health"), (name = "users"), (name = "products"), (name = "cart"),
+        (name = "orders"), (name = "admin")
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The OpenAPI document as pretty JSON (what `openapi.json` holds).
+pub fn openapi_json() -> String {
+    let mut text = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}

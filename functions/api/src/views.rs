@@ -1,0 +1,319 @@
+//! What the API returns (DESIGN §6), built from aggregate state, and what it accepts.
+
+use serde::{Deserialize, Serialize};
+use storefront_domain::cart::CartState;
+use storefront_domain::events::OrderLine;
+use storefront_domain::order::OrderState;
+use storefront_domain::product::ProductState;
+use storefront_domain::user::UserState;
+use utoipa::ToSchema;
+
+/// A catalogue entry with its stock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductView {
+    /// Stock-keeping unit.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Unit price in minor units.
+    pub price_cents: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Units on hand.
+    pub on_hand: u32,
+    /// Units reserved for orders.
+    pub reserved: u32,
+    /// On hand minus reserved.
+    pub available_stock: u32,
+    /// `active` or `discontinued`.
+    pub status: String,
+    /// Stream version.
+    pub version: u64,
+}
+
+impl ProductView {
+    /// The view of a product that exists.
+    pub fn of(p: &ProductState) -> Option<Self> {
+        Some(ProductView {
+            sku: p.sku.as_ref()?.to_string(),
+            name: p.name.clone(),
+            price_cents: p.price_cents,
+            currency: p
+                .currency
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            on_hand: p.on_hand,
+            reserved: p.reserved,
+            available_stock: p.available(),
+            status: if p.discontinued {
+                "discontinued"
+            } else {
+                "active"
+            }
+            .into(),
+            version: p.version,
+        })
+    }
+}
+
+/// One line of a cart or an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LineView {
+    /// The product.
+    pub sku: String,
+    /// Its name when added.
+    pub name: String,
+    /// Units.
+    pub quantity: u32,
+    /// Unit price in minor units.
+    pub unit_price_cents: i64,
+    /// quantity × unit price.
+    pub line_total_cents: i64,
+}
+
+impl LineView {
+    fn of(l: &OrderLine) -> Self {
+        LineView {
+            sku: l.sku.to_string(),
+            name: l.name.clone(),
+            quantity: l.quantity,
+            unit_price_cents: l.unit_price_cents,
+            line_total_cents: l.total_cents(),
+        }
+    }
+}
+
+/// The caller's cart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CartView {
+    /// Lines in the order they were added.
+    pub lines: Vec<LineView>,
+    /// Sum of the lines in minor units.
+    pub total_cents: i64,
+    /// ISO 4217 code, once the cart has had an item.
+    pub currency: Option<String>,
+    /// Stream version.
+    pub version: u64,
+}
+
+impl CartView {
+    /// The view of a cart (an absent cart is empty at version 0).
+    pub fn of(c: &CartState) -> Self {
+        CartView {
+            lines: c.order_lines().iter().map(LineView::of).collect(),
+            total_cents: c.total_cents(),
+            currency: c.currency.as_ref().map(|c| c.to_string()),
+            version: c.version,
+        }
+    }
+}
+
+/// An order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    /// The order.
+    pub order_id: String,
+    /// Who placed it.
+    pub user_id: String,
+    /// pending, confirmed, rejected, paid, shipped, delivered or cancelled.
+    pub status: String,
+    /// What was ordered.
+    pub lines: Vec<LineView>,
+    /// Sum of the lines in minor units.
+    pub total_cents: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Why it was rejected or cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Stream version.
+    pub version: u64,
+    /// When it was placed.
+    pub created_at: String,
+}
+
+impl OrderView {
+    /// The view of an order that exists.
+    pub fn of(o: &OrderState) -> Option<Self> {
+        Some(OrderView {
+            order_id: o.order_id.as_ref()?.to_string(),
+            user_id: o.user_id.as_ref()?.to_string(),
+            status: o.status?.as_str().into(),
+            lines: o.lines.iter().map(LineView::of).collect(),
+            total_cents: o.total_cents,
+            currency: o
+                .currency
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            reason: o.reason.clone(),
+            version: o.version,
+            created_at: o.placed_at.clone(),
+        })
+    }
+}
+
+/// A user's profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    /// The user (the token's `sub`).
+    pub user_id: String,
+    /// Contact address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// `active` or `deactivated`.
+    pub status: String,
+    /// Stream version.
+    pub version: u64,
+}
+
+impl UserView {
+    /// The view of a registered user.
+    pub fn of(u: &UserState) -> Option<Self> {
+        Some(UserView {
+            user_id: u.user_id.as_ref()?.to_string(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            status: if u.deactivated {
+                "deactivated"
+            } else {
+                "active"
+            }
+            .into(),
+            version: u.version,
+        })
+    }
+}
+
+/// `POST /users`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterUser {
+    /// Contact address.
+    pub email: String,
+    /// Display name, 1..=100 characters.
+    pub name: String,
+}
+
+/// `POST /products`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateProduct {
+    /// Stock-keeping unit: letters, digits, `-`, `_`, `.`; 1..=64 characters.
+    pub sku: String,
+    /// Display name, 1..=200 characters.
+    pub name: String,
+    /// Unit price in minor units, 1..=1,000,000,000.
+    pub price_cents: i64,
+    /// ISO 4217 code in capitals.
+    pub currency: String,
+    /// Units on hand.
+    pub stock: i64,
+}
+
+/// `PATCH /products/{sku}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateProduct {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new unit price in minor units.
+    pub price_cents: Option<i64>,
+}
+
+/// `POST /products/{sku}/stock`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdjustStock {
+    /// Change in on-hand units, positive or negative, not zero.
+    pub delta: i64,
+    /// Why, for the audit trail.
+    pub reason: String,
+}
+
+/// `POST /cart/items`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddItem {
+    /// The product.
+    pub sku: String,
+    /// Units to add, 1..=99 (the line may hold at most 99).
+    pub quantity: i64,
+}
+
+/// `PATCH /cart/items/{sku}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangeQuantity {
+    /// The new quantity, 1..=99.
+    pub quantity: i64,
+}
+
+/// `POST /cart/checkout` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutAccepted {
+    /// The new order, `pending` until its stock is reserved.
+    pub order_id: String,
+}
+
+/// `POST /orders/{id}/payment`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Payment {
+    /// Must equal the order's total, in minor units.
+    pub amount_cents: i64,
+}
+
+/// `POST /orders/{id}/cancel`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cancel {
+    /// Why (optional).
+    pub reason: Option<String>,
+}
+
+/// `POST /orders/{id}/shipment`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Shipment {
+    /// The carrier.
+    pub carrier: String,
+    /// The carrier's tracking number.
+    pub tracking_number: String,
+}
+
+/// `GET /admin/stats`: the analytics view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsView {
+    /// Orders per status.
+    pub orders_by_status: std::collections::BTreeMap<String, u64>,
+    /// Paid minus refunded, in minor units, per currency.
+    pub revenue_cents: std::collections::BTreeMap<String, i64>,
+    /// Carts that received an item.
+    pub carts_started: u64,
+    /// Carts that checked out.
+    pub carts_checked_out: u64,
+    /// carts checked out / carts started.
+    pub conversion_rate: f64,
+    /// Best sellers by units ordered.
+    pub top_products: Vec<TopProduct>,
+}
+
+/// A best seller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopProduct {
+    /// The product.
+    pub sku: String,
+    /// Units in orders.
+    pub units: u64,
+}

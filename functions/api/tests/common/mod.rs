@@ -1,0 +1,216 @@
+//! A small client for the Router in-process (tower `oneshot`), speaking as
+//! anonymous, a shopper or an admin.
+
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use storefront_api::{AppState, Claims, Settings, app};
+use tower::ServiceExt;
+
+/// Who sends a request.
+#[derive(Clone, Copy, Debug)]
+pub enum Who<'a> {
+    Anonymous,
+    Shopper(&'a str),
+    Admin(&'a str),
+}
+
+/// A response, decoded.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+    pub replayed: bool,
+}
+
+impl Reply {
+    /// Asserts the status, and that errors are problem+json with a detail.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        if status >= 400 {
+            assert_eq!(
+                self.content_type, "application/problem+json",
+                "errors are problems"
+            );
+            assert_eq!(self.body["status"], status);
+            assert!(
+                self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+                "a detail: {}",
+                self.body
+            );
+        }
+        self
+    }
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+}
+
+impl TestApp {
+    pub fn new(state: AppState) -> Self {
+        TestApp {
+            router: app(state.clone()),
+            state,
+        }
+    }
+
+    pub fn sqlite() -> (Self, storefront_store::sqlite::SqliteStore) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store =
+            storefront_store::sqlite::SqliteStore::open(dir.path().join("api.db")).expect("sqlite");
+        std::mem::forget(dir);
+        (
+            TestApp::new(AppState::sqlite(
+                store.clone(),
+                Settings {
+                    snapshot_every: 5,
+                    max_attempts: 10,
+                },
+            )),
+            store,
+        )
+    }
+
+    pub async fn raw(&self, request: Request<Body>) -> Reply {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            content_type,
+            body,
+            replayed,
+        }
+    }
+
+    pub fn build(
+        method: &str,
+        path: &str,
+        who: Who<'_>,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> Request<Body> {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(k) = key {
+            builder = builder.header("idempotency-key", k);
+        }
+        let body = match body {
+            Some(v) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let mut request = builder.body(body).expect("request");
+        match who {
+            Who::Anonymous => {}
+            Who::Shopper(sub) => {
+                request.extensions_mut().insert(Claims {
+                    sub: sub.into(),
+                    groups: vec![],
+                });
+            }
+            Who::Admin(sub) => {
+                request.extensions_mut().insert(Claims {
+                    sub: sub.into(),
+                    groups: vec!["admin".into()],
+                });
+            }
+        }
+        request
+    }
+
+    pub async fn call(&self, method: &str, path: &str, who: Who<'_>, body: Option<Value>) -> Reply {
+        self.raw(Self::build(method, path, who, body.as_ref(), None))
+            .await
+    }
+
+    pub async fn call_with_key(
+        &self,
+        method: &str,
+        path: &str,
+        who: Who<'_>,
+        body: Option<Value>,
+        key: &str,
+    ) -> Reply {
+        self.raw(Self::build(method, path, who, body.as_ref(), Some(key)))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, who: Who<'_>) -> Reply {
+        self.call("GET", path, who, None).await
+    }
+
+    pub async fn post(&self, path: &str, who: Who<'_>, body: Value) -> Reply {
+        self.call("POST", path, who, Some(body)).await
+    }
+
+    /// Creates a product as the admin.
+    pub async fn product(&self, sku: &str, price_cents: i64, stock: i64) {
+        self.post(
+            "/products",
+            Who::Admin("root"),
+            serde_json::json!({"sku": sku, "name": format!("Product {sku}"), "priceCents": price_cents, "currency": "EUR", "stock": stock}),
+        )
+        .await
+        .expect(201);
+    }
+
+    /// The saga's step, done by hand until the order-workflow handler runs: confirm a pending order.
+    pub async fn confirm(&self, order_id: &str) {
+        use storefront_domain::order::{OrderCommand, OrderState};
+        use storefront_domain::{Aggregate, EventMeta, StreamId, seal_batch};
+        let stream = StreamId::parse(&format!("order#{order_id}")).expect("stream");
+        let loaded =
+            storefront_store::aggregate::load_full::<OrderState>(&*self.state.events, &stream)
+                .await
+                .expect("load");
+        let events = loaded
+            .state
+            .decide(&OrderCommand::Confirm)
+            .expect("confirm");
+        let sealed = seal_batch(&stream, loaded.version, &events, |_| EventMeta {
+            event_id: storefront_store::clock::new_event_id(),
+            occurred_at: storefront_store::clock::now_rfc3339(),
+            correlation_id: "test".into(),
+            causation_id: None,
+            actor: "system:test".into(),
+        });
+        self.state
+            .events
+            .append(&stream, loaded.version, sealed)
+            .await
+            .expect("append");
+    }
+}
