@@ -53,7 +53,9 @@ for _ in range(300):
 sys.exit("moto did not start within 30 s; see target/moto.log")
 PY
 export STOREFRONT_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
-echo "moto $MOTO_VERSION at $STOREFRONT_DYNAMODB_ENDPOINT (log: target/moto.log)"
+# The same moto serves EventBridge and SQS for the publisher's suite.
+export STOREFRONT_AWS_ENDPOINT="$STOREFRONT_DYNAMODB_ENDPOINT"
+echo "moto $MOTO_VERSION at $STOREFRONT_AWS_ENDPOINT (log: target/moto.log)"
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -1,0 +1,164 @@
+//! The bus port: what the publisher needs from an event bus, and its
+//! EventBridge adapter.
+//!
+//! The port speaks in [`Entry`] and [`EntryResult`], not in SDK types, so the
+//! local runtime can plug in its own bus (routing through the template's
+//! event patterns to its local queues) and unit tests can plug in a fake.
+
+use async_trait::async_trait;
+use aws_sdk_eventbridge::error::DisplayErrorContext;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use storefront_domain::EventEnvelope;
+use thiserror::Error;
+
+/// The most entries one `PutEvents` call accepts.
+pub const MAX_ENTRIES_PER_CALL: usize = 10;
+
+/// The most bytes one `PutEvents` call accepts, counted as
+/// [`Entry::size`] summed over its entries (256 KB).
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+
+/// One event as it goes on the bus (DESIGN §3): `Source` =
+/// `storefront.{aggregateType}`, `DetailType` = eventType, `Detail` = the
+/// envelope as JSON. The bus name is the adapter's, not the entry's: every
+/// entry of this system goes to the same bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// `storefront.{aggregateType}`, e.g. `storefront.cart`.
+    pub source: String,
+    /// The event type, e.g. `cart.item.added`.
+    pub detail_type: String,
+    /// The envelope, serialized as camelCase JSON.
+    pub detail: String,
+}
+
+impl Entry {
+    /// The entry for an envelope.
+    pub fn from_envelope(envelope: &EventEnvelope) -> Result<Self, serde_json::Error> {
+        Ok(Entry {
+            source: format!("storefront.{}", envelope.aggregate_type()),
+            detail_type: envelope.event_type.clone(),
+            detail: serde_json::to_string(envelope)?,
+        })
+    }
+
+    /// The size EventBridge charges against the 256 KB request limit, as
+    /// "Calculating PutEvents event entry size" defines it: the UTF-8 bytes
+    /// of `Source`, `DetailType` and `Detail`, plus 14 for `Time` and the
+    /// bytes of each `Resources` ARN when set. We set neither, and
+    /// `EventBusName` does not count.
+    pub fn size(&self) -> usize {
+        // `String::len` is the UTF-8 byte length.
+        self.source.len() + self.detail_type.len() + self.detail.len()
+    }
+}
+
+/// What the bus did with one entry of a call, in the order sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryResult {
+    /// The bus took the entry.
+    Published {
+        /// The bus's id for it, if it gave one.
+        event_id: Option<String>,
+    },
+    /// The bus refused the entry (throttled, internal failure, malformed...).
+    Failed {
+        /// The bus's error code, e.g. `ThrottlingException`.
+        code: String,
+        /// The bus's explanation.
+        message: String,
+    },
+}
+
+/// A call to the bus failed as a whole: nothing in it is known to be published.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BusError {
+    /// The request did not get an answer (network, throttling of the call,
+    /// authorisation, a service error).
+    #[error("PutEvents call failed: {0}")]
+    Call(String),
+    /// The answer does not say what happened to each entry.
+    #[error("PutEvents answered {answered} results for {sent} entries")]
+    ResultCount {
+        /// Entries sent.
+        sent: usize,
+        /// Results received.
+        answered: usize,
+    },
+}
+
+/// The narrow port the publisher needs: put up to
+/// [`MAX_ENTRIES_PER_CALL`] entries (at most [`MAX_REQUEST_BYTES`]) on the
+/// bus and say, entry by entry and in order, what happened.
+#[async_trait]
+pub trait Bus: Send + Sync {
+    /// Puts `entries` on the bus; the result has one [`EntryResult`] per entry, in order.
+    async fn put_events(&self, entries: &[Entry]) -> Result<Vec<EntryResult>, BusError>;
+}
+
+/// The bus on AWS: EventBridge `PutEvents` on one named bus.
+#[derive(Debug, Clone)]
+pub struct EventBridgeBus {
+    client: aws_sdk_eventbridge::Client,
+    bus_name: String,
+}
+
+impl EventBridgeBus {
+    /// Wraps a client built once per cold start and the bus's name (`EVENT_BUS_NAME`).
+    pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
+        EventBridgeBus {
+            client,
+            bus_name: bus_name.into(),
+        }
+    }
+
+    /// The bus's name.
+    pub fn bus_name(&self) -> &str {
+        &self.bus_name
+    }
+}
+
+#[async_trait]
+impl Bus for EventBridgeBus {
+    async fn put_events(&self, entries: &[Entry]) -> Result<Vec<EntryResult>, BusError> {
+        let request: Vec<PutEventsRequestEntry> = entries
+            .iter()
+            .map(|e| {
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus_name)
+                    .source(&e.source)
+                    .detail_type(&e.detail_type)
+                    .detail(&e.detail)
+                    .build()
+            })
+            .collect();
+        let output = self
+            .client
+            .put_events()
+            .set_entries(Some(request))
+            .send()
+            .await
+            .map_err(|e| BusError::Call(DisplayErrorContext(e).to_string()))?;
+        let results = output.entries();
+        if results.len() != entries.len() {
+            return Err(BusError::ResultCount {
+                sent: entries.len(),
+                answered: results.len(),
+            });
+        }
+        // Per the PutEvents contract, a result with an ErrorCode is a failed
+        // entry; every other result carries the new event's id.
+        Ok(results
+            .iter()
+            .map(|r| match r.error_code() {
+                Some(code) => EntryResult::Failed {
+                    code: code.to_owned(),
+                    message: r.error_message().unwrap_or_default().to_owned(),
+                },
+                None => EntryResult::Published {
+                    event_id: r.event_id().map(str::to_owned),
+                },
+            })
+            .collect())
+    }
+}

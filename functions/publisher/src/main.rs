@@ -1,0 +1,40 @@
+//! The publisher Lambda: logs, metrics, config and the EventBridge client
+//! once per cold start, then the batch logic of the library for each
+//! DynamoDB stream batch.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use aws_lambda_events::event::dynamodb::Event;
+use lambda_runtime::LambdaEvent;
+use storefront_publisher::{EventBridgeBus, Publisher};
+use storefront_runtime::{Config, aws, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::from_env();
+    telemetry::init_lambda_logs(config.function_name());
+    match run(&config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line saying what to fix, instead of a Debug dump.
+            tracing::error!(error = %e, "storefront-publisher cannot start");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: &Config) -> Result<(), lambda_runtime::Error> {
+    let bus_name = config.bus_name()?;
+    let metrics = telemetry::init_metrics(config.function_name())?;
+    let sdk = aws::load_config().await;
+    let publisher = Publisher::new(EventBridgeBus::new(aws::eventbridge(&sdk), bus_name));
+    let publisher = &publisher;
+    metrics_cloudwatch_embedded::lambda::handler::run(
+        metrics,
+        move |event: LambdaEvent<Event>| async move {
+            Ok::<_, lambda_runtime::Error>(publisher.handle(event.payload).await)
+        },
+    )
+    .await
+}
