@@ -13,6 +13,10 @@ use crate::{Aggregate, DomainError};
 
 /// Most units of one product a cart line may hold.
 pub const MAX_LINE_QUANTITY: i64 = 99;
+/// Most distinct products a cart may hold. Reserving an order's stock is one
+/// atomic append of up to two events per product plus a record, which must
+/// stay under DynamoDB's 100-item transaction limit.
+pub const MAX_CART_LINES: usize = 40;
 
 /// A product as the catalogue knows it now; the API looks it up and puts it on the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +183,9 @@ impl Aggregate for CartState {
                             sku: sku.clone(),
                             quantity: total,
                         }));
+                    }
+                    None if self.lines.len() >= MAX_CART_LINES => {
+                        return Err(DomainError::TooManyLines(MAX_CART_LINES));
                     }
                     None => events.push(Event::CartItemAdded(CartItemAdded {
                         sku: sku.clone(),
@@ -442,6 +449,42 @@ mod tests {
         given::<CartState>([])
             .when(CartCommand::RemoveItem { sku: sku("MUG") })
             .then_err(DomainError::NoSuchLine("MUG".into()));
+    }
+
+    /// A cart holds at most MAX_CART_LINES distinct products.
+    #[test]
+    fn line_limit() {
+        let mut history = vec![created()];
+        for i in 0..MAX_CART_LINES {
+            history.push(Event::CartItemAdded(CartItemAdded {
+                sku: sku(&format!("P{i}")),
+                name: "p".into(),
+                quantity: 1,
+                unit_price_cents: 1,
+            }));
+        }
+        given::<CartState>(history.clone())
+            .when(add(1, Some(mug())))
+            .then_err(DomainError::TooManyLines(MAX_CART_LINES));
+        // Raising an existing line is still fine.
+        let p0 = ProductInfo {
+            sku: sku("P0"),
+            name: "p".into(),
+            price_cents: 1,
+            currency: eur(),
+            discontinued: false,
+        };
+        given::<CartState>(history)
+            .when(CartCommand::AddItem {
+                user_id: user(),
+                sku: sku("P0"),
+                quantity: 1,
+                product: Some(p0),
+            })
+            .then([Event::CartItemQuantityChanged(CartItemQuantityChanged {
+                sku: sku("P0"),
+                quantity: 2,
+            })]);
     }
 
     /// Clearing a cart with lines records it; clearing an empty one does nothing.

@@ -52,6 +52,9 @@ pub enum DomainError {
         /// The product's currency.
         product: String,
     },
+    /// The cart already holds the most distinct products it may (422).
+    #[error("a cart holds at most {0} different products")]
+    TooManyLines(usize),
     /// An empty cart cannot check out (422).
     #[error("the cart is empty")]
     EmptyCart,
@@ -107,6 +110,7 @@ impl DomainError {
             | DomainError::ProductDiscontinued(_)
             | DomainError::CurrencyMismatch { .. }
             | DomainError::EmptyCart
+            | DomainError::TooManyLines(_)
             | DomainError::InsufficientStock { .. }
             | DomainError::StockBelowReserved { .. }
             | DomainError::InvalidTransition { .. }

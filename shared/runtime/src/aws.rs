@@ -5,8 +5,8 @@
 //! variable) points every client at moto or another endpoint; tests use
 //! [`local_config`] with static credentials instead.
 
-pub use aws_config::SdkConfig;
 use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 
 /// The SDK configuration from the environment (region, credentials, endpoint).
 pub async fn load_config() -> SdkConfig {

@@ -11,12 +11,18 @@
 //!   `metrics_cloudwatch_embedded`, with a cold-start metric.
 //! - [`sqs`]: the SQS batch runner with partial batch failures
 //!   (`ReportBatchItemFailures`): a failing record never fails the others.
+//! - [`handler`]: the [`handler::EventHandler`] trait and the exactly-once
+//!   helpers: [`handler::append_once`] for handlers that append events,
+//!   [`handler::project`] for views caught up from the store.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod aws;
 pub mod config;
+pub mod handler;
 pub mod sqs;
 pub mod telemetry;
 
 pub use config::{Config, ConfigError};
+pub use handler::{EventHandler, Stores};
+pub use sqs::{HandlerError, Outcome};

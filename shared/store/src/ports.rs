@@ -56,6 +56,8 @@ pub struct StateWrite {
 
 /// An atomic append: events on one or more streams, and state writes
 /// (idempotency records) that succeed or fail with them. All or nothing.
+/// A batch of state writes alone is allowed too: a small transaction on the
+/// state table (the audit chain's record + head + duplicate marker).
 #[derive(Debug, Clone, Default)]
 pub struct AppendBatch {
     /// Per-stream appends; a stream may appear once.
@@ -75,8 +77,8 @@ impl AppendBatch {
     /// from the expected version, envelopes naming their stream.
     pub fn validate(&self) -> Result<(), StoreError> {
         let items = self.item_count();
-        if self.streams.iter().all(|s| s.events.is_empty()) {
-            return Err(StoreError::InvalidAppend("no events to append".into()));
+        if self.streams.iter().all(|s| s.events.is_empty()) && self.state.is_empty() {
+            return Err(StoreError::InvalidAppend("nothing to write".into()));
         }
         if items > MAX_TRANSACTION_ITEMS {
             return Err(StoreError::TooManyItems {

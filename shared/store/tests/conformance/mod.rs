@@ -368,6 +368,67 @@ pub async fn multi_stream_append_is_atomic<H: Harness>(h: &H) {
     );
 }
 
+/// A batch of state writes alone is atomic too: one failed condition and none is written.
+pub async fn state_only_batches_are_atomic<H: Harness>(h: &H) {
+    let store = h.store().await;
+    let head = |version: u64| StateWrite {
+        item: StateItem {
+            pk: "chain".into(),
+            sk: "head".into(),
+            version,
+            value: serde_json::json!({"n": version}),
+            expires_at: None,
+        },
+        condition: if version == 1 {
+            Condition::NotExists
+        } else {
+            Condition::VersionIs(version - 1)
+        },
+    };
+    let record = |n: u64| StateWrite {
+        item: StateItem {
+            pk: "chain".into(),
+            sk: format!("{n:04}"),
+            version: 1,
+            value: serde_json::json!({}),
+            expires_at: None,
+        },
+        condition: Condition::NotExists,
+    };
+    store
+        .append_batch(AppendBatch {
+            streams: vec![],
+            state: vec![head(1), record(1)],
+        })
+        .await
+        .expect("first link");
+    store
+        .append_batch(AppendBatch {
+            streams: vec![],
+            state: vec![head(2), record(2)],
+        })
+        .await
+        .expect("second link");
+    // A stale head (version 1 again) fails the whole batch: record 3 is not written.
+    let err = store
+        .append_batch(AppendBatch {
+            streams: vec![],
+            state: vec![head(2), record(3)],
+        })
+        .await
+        .expect_err("stale head");
+    assert!(
+        matches!(&err, StoreError::ConditionFailed { sk, .. } if sk == "head"),
+        "{err:?}"
+    );
+    assert!(store.get("chain", "0003").await.expect("get").is_none());
+    assert_eq!(
+        store.query("chain").await.expect("query").len(),
+        3,
+        "head + two records"
+    );
+}
+
 /// Malformed batches are refused before anything is written, the 100-item limit included.
 pub async fn malformed_batches_are_refused<H: Harness>(h: &H) {
     let store = h.store().await;
@@ -679,7 +740,8 @@ macro_rules! conformance_suite {
             append_and_load, stale_writer_conflicts, race_for_one_version,
             race_of_writers_keeps_versions_contiguous, multi_stream_append_is_atomic,
             malformed_batches_are_refused, long_stream_loads_whole, tampering_is_detected_on_read,
-            snapshot_plus_tail_equals_full_fold, state_conditions, state_expiry_query_delete);
+            snapshot_plus_tail_equals_full_fold, state_conditions, state_expiry_query_delete,
+            state_only_batches_are_atomic);
     };
     (@cases $harness:expr; $($case:ident),*) => {
         $(
