@@ -759,10 +759,7 @@ pub async fn stream_events(
     Ok(Json(app.events.load(&s, 0).await?))
 }
 
-/// Where the analytics handler keeps its counters.
-pub const STATS_KEY: (&str, &str) = ("view#stats", "stats");
-
-/// Orders by status, revenue, conversion and best sellers (admin).
+/// Orders by status, revenue, conversion and best sellers (admin), from the analytics handler's items.
 #[utoipa::path(get, path = "/admin/stats", tag = "admin",
     responses((status = 200, body = StatsView), (status = 403, body = Problem)))]
 pub async fn stats(
@@ -770,12 +767,7 @@ pub async fn stats(
     identity: Identity,
 ) -> Result<Json<StatsView>, ApiError> {
     identity.require_admin()?;
-    match app.state.get(STATS_KEY.0, STATS_KEY.1).await? {
-        Some(item) => serde_json::from_value(item.value)
-            .map(Json)
-            .map_err(|e| ApiError::Internal(format!("stats view unreadable: {e}"))),
-        None => Ok(Json(StatsView::default())),
-    }
+    Ok(Json(storefront_analytics::read_stats(&*app.state).await?))
 }
 
 /// 404 for unknown routes, as a problem.

@@ -290,30 +290,4 @@ pub struct Shipment {
     pub tracking_number: String,
 }
 
-/// `GET /admin/stats`: the analytics view.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StatsView {
-    /// Orders per status.
-    pub orders_by_status: std::collections::BTreeMap<String, u64>,
-    /// Paid minus refunded, in minor units, per currency.
-    pub revenue_cents: std::collections::BTreeMap<String, i64>,
-    /// Carts that received an item.
-    pub carts_started: u64,
-    /// Carts that checked out.
-    pub carts_checked_out: u64,
-    /// carts checked out / carts started.
-    pub conversion_rate: f64,
-    /// Best sellers by units ordered.
-    pub top_products: Vec<TopProduct>,
-}
-
-/// A best seller.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TopProduct {
-    /// The product.
-    pub sku: String,
-    /// Units in orders.
-    pub units: u64,
-}
+pub use storefront_analytics::{StatsView, TopProduct};

@@ -60,6 +60,24 @@ pub const IDEMPOTENCY_TTL_SECONDS: i64 = 7 * 24 * 3600;
 /// Attempts per event when writers race on the same streams.
 pub const MAX_ATTEMPTS: u32 = 8;
 
+/// Waits a little before attempt `n` (from 0) of a contended write: 1, 2,
+/// 4 ... 64 ms with jitter, so racing writers spread out instead of
+/// colliding again in lockstep.
+pub async fn backoff(n: u32) {
+    if n == 0 {
+        return;
+    }
+    let base = 1u64 << n.min(6);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_micros(
+        base * 500 + nanos % (base * 1000),
+    ))
+    .await;
+}
+
 /// The idempotency record key of `handler` for `event_id`.
 pub fn idempotency_key(handler: &str, event_id: &str) -> (String, String) {
     (format!("idem#{handler}#{event_id}"), "done".to_owned())
@@ -105,7 +123,8 @@ where
     if state.get(&pk, &sk).await?.is_some() {
         return Ok(Outcome::Duplicate);
     }
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        backoff(attempt).await;
         let (decisions, writes) = plan().await?;
         let decisions: Vec<Decision> = decisions
             .into_iter()
@@ -164,7 +183,8 @@ pub async fn project<A: Aggregate>(
     extra: impl Fn(&A, &[EventEnvelope]) -> Vec<StateWrite>,
 ) -> Result<Outcome, HandlerError> {
     let (pk, sk) = key;
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        backoff(attempt).await;
         let current = state.get(pk, sk).await?;
         let (view, version, condition) = match &current {
             Some(item) => match serde_json::from_value::<A>(item.value.clone()) {

@@ -20,6 +20,7 @@
 pub mod aws;
 pub mod config;
 pub mod handler;
+pub mod lambda;
 pub mod sqs;
 pub mod telemetry;
 

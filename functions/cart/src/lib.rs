@@ -1,0 +1,134 @@
+//! # storefront-cart
+//!
+//! Cart views for queries, and the activity index the sweeper reads to find
+//! abandoned carts.
+//!
+//! Each cart event catches the cart's view up with the store (the events
+//! after the view's version, folded, written with compare-and-swap), so
+//! duplicates and out-of-order deliveries change nothing and a late event
+//! never rolls the view back. The activity item (`activity#carts` /
+//! `{userId}`) carries the time of the last change that was not itself an
+//! abandonment, and how many units the cart holds; it is written in the same
+//! transaction as the view.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use async_trait::async_trait;
+use storefront_domain::cart::CartState;
+use storefront_domain::{EventEnvelope, EventType, StreamId};
+use storefront_runtime::handler::project;
+use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
+use storefront_store::{Condition, StateItem, StateWrite};
+
+/// The handler's name.
+pub const NAME: &str = "cart";
+
+/// The event types this handler consumes.
+pub const CONSUMES: &[EventType] = &[
+    EventType::CartCreated,
+    EventType::CartItemAdded,
+    EventType::CartItemRemoved,
+    EventType::CartItemQuantityChanged,
+    EventType::CartCleared,
+    EventType::CartCheckedOut,
+    EventType::CartAbandoned,
+];
+
+/// Partition of the activity index (sort key: user id).
+pub const ACTIVITY: &str = "activity#carts";
+
+/// The view's key for a user's cart.
+pub fn view_key(user_id: &str) -> (String, &'static str) {
+    (format!("view#cart#{user_id}"), "cart")
+}
+
+/// The cart views handler.
+#[derive(Clone)]
+pub struct CartViews {
+    stores: Stores,
+}
+
+impl CartViews {
+    /// A handler on these stores.
+    pub fn new(stores: Stores) -> Self {
+        CartViews { stores }
+    }
+
+    /// From the function's environment.
+    pub fn from_config(
+        config: &Config,
+        sdk: &storefront_runtime::aws::SdkConfig,
+    ) -> Result<Self, ConfigError> {
+        Ok(CartViews::new(storefront_runtime::lambda::dynamo_stores(
+            config, sdk,
+        )?))
+    }
+}
+
+fn activity(user_id: &str, cart: &CartState, tail: &[EventEnvelope]) -> Vec<StateWrite> {
+    let last_activity = tail
+        .iter()
+        .filter(|e| e.event_type != EventType::CartAbandoned.name())
+        .map(|e| e.occurred_at.as_str())
+        .max();
+    match last_activity {
+        Some(at) => vec![StateWrite {
+            item: StateItem {
+                pk: ACTIVITY.into(),
+                sk: user_id.to_owned(),
+                version: cart.version,
+                value: serde_json::json!({
+                    "lastActivityAt": at,
+                    "units": cart.lines.iter().map(|l| l.quantity).sum::<u32>(),
+                }),
+                expires_at: None,
+            },
+            condition: Condition::Always,
+        }],
+        None => vec![],
+    }
+}
+
+#[async_trait]
+impl EventHandler for CartViews {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn consumes(&self) -> &'static [EventType] {
+        CONSUMES
+    }
+
+    async fn handle(&self, envelope: &EventEnvelope) -> Result<Outcome, HandlerError> {
+        if !CONSUMES.iter().any(|t| t.name() == envelope.event_type) {
+            return Ok(Outcome::Ignored);
+        }
+        let stream = StreamId::parse(&envelope.stream_id)
+            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let user_id = stream.aggregate_id().to_owned();
+        let (pk, sk) = view_key(&user_id);
+        project::<CartState>(
+            &*self.stores.events,
+            &*self.stores.state,
+            &stream,
+            (&pk, sk),
+            |cart, tail| activity(&user_id, cart, tail),
+        )
+        .await
+    }
+}
+
+/// Reads a cart view (None before the cart's first event is projected).
+pub async fn read_view(
+    stores: &Stores,
+    user_id: &str,
+) -> Result<Option<(u64, CartState)>, HandlerError> {
+    let (pk, sk) = view_key(user_id);
+    match stores.state.get(&pk, sk).await? {
+        Some(item) => Ok(serde_json::from_value(item.value)
+            .ok()
+            .map(|c| (item.version, c))),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,280 @@
+//! # storefront-inventory
+//!
+//! Keeps stock honest. On `order.created` it reserves every line's stock in
+//! one atomic multi-stream append (all products or none) and records
+//! `inventory.stock.reserved` per product; if any line is short it appends
+//! nothing to the products and records `inventory.reservation.failed` on
+//! `inventory#{orderId}`. On `order.cancelled` and `order.rejected` it
+//! releases what was reserved; on `order.shipped` it commits the reservation
+//! (the units leave the shelf). `inventory.stock.low` is recorded when
+//! available stock falls under the threshold.
+//!
+//! Stock cannot be oversold whatever the concurrency: each product is a
+//! stream written with a conditional append, so two reservations can never
+//! both take the last unit; the loser reloads and decides again.
+//!
+//! EventBridge gives no order, so the handler reads what it decides on from
+//! the store: a reservation is made only for an order still `pending`, and a
+//! reservation that lands for an order cancelled meanwhile is released when
+//! its own `inventory.stock.reserved` comes back (self-healing).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use storefront_domain::events::{InventoryReservationFailed, Shortage};
+use storefront_domain::order::{OrderState, OrderStatus};
+use storefront_domain::product::{ProductCommand, ProductState};
+use storefront_domain::{Aggregate, DomainError, Event, EventEnvelope, EventType, OrderId, Sku};
+use storefront_runtime::handler::{Decision, append_once, load, stream_of};
+use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
+
+/// The handler's name.
+pub const NAME: &str = "inventory";
+
+/// The event types this handler consumes.
+pub const CONSUMES: &[EventType] = &[
+    EventType::OrderCreated,
+    EventType::OrderCancelled,
+    EventType::OrderRejected,
+    EventType::OrderShipped,
+    EventType::InventoryStockReserved,
+];
+
+/// The inventory handler.
+#[derive(Clone)]
+pub struct Inventory {
+    stores: Stores,
+    low_stock_threshold: u32,
+}
+
+impl Inventory {
+    /// A handler on these stores; `inventory.stock.low` under `low_stock_threshold` units.
+    pub fn new(stores: Stores, low_stock_threshold: u32) -> Self {
+        Inventory {
+            stores,
+            low_stock_threshold,
+        }
+    }
+
+    /// From the function's environment: `LOW_STOCK_THRESHOLD` (default 5).
+    pub fn from_config(
+        config: &Config,
+        sdk: &storefront_runtime::aws::SdkConfig,
+    ) -> Result<Self, ConfigError> {
+        let threshold = config.number("LOW_STOCK_THRESHOLD", 5)?;
+        Ok(Inventory::new(
+            storefront_runtime::lambda::dynamo_stores(config, sdk)?,
+            u32::try_from(threshold).unwrap_or(u32::MAX),
+        ))
+    }
+
+    async fn order(&self, order_id: &OrderId) -> Result<OrderState, HandlerError> {
+        Ok(
+            load::<OrderState>(&self.stores, &stream_of("order", order_id.as_str())?)
+                .await?
+                .state,
+        )
+    }
+
+    /// Reserves every line of the order, or records why not.
+    async fn reserve(
+        &self,
+        cause: &EventEnvelope,
+        order_id: &OrderId,
+    ) -> Result<Outcome, HandlerError> {
+        append_once(
+            &*self.stores.events,
+            &*self.stores.state,
+            NAME,
+            cause,
+            || async {
+                let order = self.order(order_id).await?;
+                if order.status != Some(OrderStatus::Pending) {
+                    // Cancelled (or already decided) before we got to it: nothing to reserve.
+                    return Ok((vec![], vec![]));
+                }
+                let mut wanted: BTreeMap<Sku, u32> = BTreeMap::new();
+                for line in &order.lines {
+                    *wanted.entry(line.sku.clone()).or_default() += line.quantity;
+                }
+                let mut decisions = Vec::new();
+                let mut shortages = Vec::new();
+                for (sku, quantity) in wanted {
+                    let stream = stream_of("product", sku.as_str())?;
+                    let product = load::<ProductState>(&self.stores, &stream).await?;
+                    let command = ProductCommand::Reserve {
+                        order_id: order_id.clone(),
+                        quantity,
+                        low_stock_threshold: self.low_stock_threshold,
+                    };
+                    match product.state.decide(&command) {
+                        Ok(events) => decisions.push(Decision {
+                            stream,
+                            expected_version: product.version,
+                            events,
+                        }),
+                        Err(DomainError::InsufficientStock { available, .. }) => {
+                            shortages.push(Shortage {
+                                sku,
+                                requested: quantity,
+                                available,
+                            })
+                        }
+                        Err(DomainError::NotFound(_) | DomainError::ProductDiscontinued(_)) => {
+                            shortages.push(Shortage {
+                                sku,
+                                requested: quantity,
+                                available: 0,
+                            })
+                        }
+                        Err(e) => return Err(HandlerError::Permanent(e.to_string())),
+                    }
+                }
+                if shortages.is_empty() {
+                    return Ok((decisions, vec![]));
+                }
+                // All or nothing: no product is touched; the failure is recorded instead.
+                let stream = stream_of("inventory", order_id.as_str())?;
+                let version = self.stores.events.current_version(&stream).await?;
+                Ok((
+                    vec![Decision {
+                        stream,
+                        expected_version: version,
+                        events: vec![Event::InventoryReservationFailed(
+                            InventoryReservationFailed {
+                                order_id: order_id.clone(),
+                                shortages,
+                            },
+                        )],
+                    }],
+                    vec![],
+                ))
+            },
+        )
+        .await
+    }
+
+    /// Applies `command` to every product of the order (release or commit).
+    async fn each_product(
+        &self,
+        cause: &EventEnvelope,
+        order_id: &OrderId,
+        command: impl Fn() -> ProductCommand,
+    ) -> Result<Outcome, HandlerError> {
+        append_once(
+            &*self.stores.events,
+            &*self.stores.state,
+            NAME,
+            cause,
+            || async {
+                let order = self.order(order_id).await?;
+                let skus: std::collections::BTreeSet<&Sku> =
+                    order.lines.iter().map(|l| &l.sku).collect();
+                let mut decisions = Vec::new();
+                for sku in skus {
+                    let stream = stream_of("product", sku.as_str())?;
+                    let product = load::<ProductState>(&self.stores, &stream).await?;
+                    let events = product
+                        .state
+                        .decide(&command())
+                        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                    decisions.push(Decision {
+                        stream,
+                        expected_version: product.version,
+                        events,
+                    });
+                }
+                Ok((decisions, vec![]))
+            },
+        )
+        .await
+    }
+
+    /// A reservation for an order that is no longer live is given back.
+    async fn heal(
+        &self,
+        cause: &EventEnvelope,
+        order_id: &OrderId,
+        sku: &Sku,
+    ) -> Result<Outcome, HandlerError> {
+        append_once(
+            &*self.stores.events,
+            &*self.stores.state,
+            NAME,
+            cause,
+            || async {
+                let order = self.order(order_id).await?;
+                if !matches!(
+                    order.status,
+                    Some(OrderStatus::Cancelled | OrderStatus::Rejected)
+                ) {
+                    return Ok((vec![], vec![]));
+                }
+                let stream = stream_of("product", sku.as_str())?;
+                let product = load::<ProductState>(&self.stores, &stream).await?;
+                let events = product
+                    .state
+                    .decide(&ProductCommand::Release {
+                        order_id: order_id.clone(),
+                        reason: "order no longer live".into(),
+                    })
+                    .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                Ok((
+                    vec![Decision {
+                        stream,
+                        expected_version: product.version,
+                        events,
+                    }],
+                    vec![],
+                ))
+            },
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl EventHandler for Inventory {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn consumes(&self) -> &'static [EventType] {
+        CONSUMES
+    }
+
+    async fn handle(&self, envelope: &EventEnvelope) -> Result<Outcome, HandlerError> {
+        let event = envelope
+            .decode()
+            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        match event {
+            Event::OrderCreated(e) => self.reserve(envelope, &e.order_id).await,
+            Event::OrderCancelled(e) => {
+                let reason = format!("order cancelled: {}", e.reason);
+                self.each_product(envelope, &e.order_id, || ProductCommand::Release {
+                    order_id: e.order_id.clone(),
+                    reason: reason.clone(),
+                })
+                .await
+            }
+            Event::OrderRejected(e) => {
+                self.each_product(envelope, &e.order_id, || ProductCommand::Release {
+                    order_id: e.order_id.clone(),
+                    reason: "order rejected".into(),
+                })
+                .await
+            }
+            Event::OrderShipped(e) => {
+                self.each_product(envelope, &e.order_id, || ProductCommand::Commit {
+                    order_id: e.order_id.clone(),
+                })
+                .await
+            }
+            Event::InventoryStockReserved(e) => self.heal(envelope, &e.order_id, &e.sku).await,
+            _ => Ok(Outcome::Ignored),
+        }
+    }
+}
