@@ -70,6 +70,25 @@ pub enum EntryResult {
     },
 }
 
+/// Whether putting an entry again may succeed after the bus refused it with
+/// `code`. PutEvents documents `ThrottlingException` and `InternalFailure`
+/// as retryable and lists the codes that fail the same way every time
+/// (access denied, a source or detail-type the caller may not use, malformed
+/// detail...). Codes it does not list are retried: a wasted retry is cheaper
+/// than a lost event.
+pub fn is_retryable(code: &str) -> bool {
+    !matches!(
+        code,
+        "AccessDeniedException"
+            | "InvalidAccountIdException"
+            | "InvalidArgument"
+            | "MalformedDetail"
+            | "RedactionFailure"
+            | "NotAuthorizedForSourceException"
+            | "NotAuthorizedForDetailTypeException"
+    )
+}
+
 /// A call to the bus failed as a whole: nothing in it is known to be published.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum BusError {

@@ -20,7 +20,8 @@
 //! 2. Each event becomes an [`Entry`]: `Source` = `storefront.{aggregateType}`,
 //!    `DetailType` = eventType, `Detail` = the envelope as JSON.
 //! 3. Entries go to the [`Bus`] in calls of at most 10 entries and 256 KB;
-//!    entries the bus refuses, and calls that fail whole, are retried with
+//!    entries the bus refuses for a reason that may pass (throttling, an
+//!    internal failure), and calls that fail whole, are retried with
 //!    exponential backoff.
 //! 4. Whatever still failed (an undecodable item, an entry too large ever to
 //!    be put, an entry the bus kept refusing) is reported as ONE batch item
@@ -265,10 +266,12 @@ impl<B: Bus> Publisher<B> {
         report
     }
 
-    /// Puts one chunk, retrying refused entries and failed calls. Returns the
-    /// number published and the records that never were.
+    /// Puts one chunk, retrying refused entries (unless the refusal is
+    /// permanent) and failed calls. Returns the number published and the
+    /// records that never were.
     async fn put_with_retries(&self, chunk: Vec<Pending>) -> (usize, Vec<(usize, RecordError)>) {
         let mut published = 0;
+        let mut failed = Vec::new();
         let mut remaining = chunk;
         let mut retry = 0;
         loop {
@@ -290,7 +293,18 @@ impl<B: Bus> Publisher<B> {
                                     .increment(1);
                             }
                             EntryResult::Failed { code, message } => {
-                                failures.push((p, format!("{code}: {message}")));
+                                let last = format!("{code}: {message}");
+                                if bus::is_retryable(&code) {
+                                    failures.push((p, last));
+                                } else {
+                                    // Would fail the same way again: no retry
+                                    // here (the mapping's retries still apply).
+                                    let attempts = retry + 1;
+                                    failed.push((
+                                        p.index,
+                                        RecordError::NotPublished { attempts, last },
+                                    ));
+                                }
                             }
                         }
                     }
@@ -310,14 +324,15 @@ impl<B: Bus> Publisher<B> {
                 }
             };
             if failures.is_empty() {
-                return (published, Vec::new());
+                return (published, failed);
             }
             if retry >= self.retry.max_retries {
                 let attempts = retry + 1;
-                let failed = failures
-                    .into_iter()
-                    .map(|(p, last)| (p.index, RecordError::NotPublished { attempts, last }))
-                    .collect();
+                failed.extend(
+                    failures
+                        .into_iter()
+                        .map(|(p, last)| (p.index, RecordError::NotPublished { attempts, last })),
+                );
                 return (published, failed);
             }
             tracing::warn!(

@@ -18,8 +18,8 @@ use crate::image::insert_record;
 struct FakeBus {
     /// Entries of each call, in order.
     calls: Mutex<Vec<Vec<Entry>>>,
-    /// eventId → how many more times to refuse it (`u32::MAX`: always).
-    refuse: Mutex<HashMap<String, u32>>,
+    /// eventId → how many more times to refuse it (`u32::MAX`: always), and with which code.
+    refuse: Mutex<HashMap<String, (u32, &'static str)>>,
     /// How many more calls to fail whole.
     failing_calls: Mutex<u32>,
 }
@@ -30,7 +30,7 @@ impl FakeBus {
         bus.refuse
             .lock()
             .expect("lock")
-            .insert(event_id.to_owned(), times);
+            .insert(event_id.to_owned(), (times, "ThrottlingException"));
         bus
     }
 
@@ -78,13 +78,13 @@ impl Bus for FakeBus {
             .map(|e| {
                 let id = event_id_of(e);
                 match refuse.get_mut(&id) {
-                    Some(left) if *left > 0 => {
+                    Some((left, code)) if *left > 0 => {
                         if *left != u32::MAX {
                             *left -= 1;
                         }
                         EntryResult::Failed {
-                            code: "ThrottlingException".into(),
-                            message: "Rate exceeded".into(),
+                            code: (*code).into(),
+                            message: "refused by the fake bus".into(),
                         }
                     }
                     _ => EntryResult::Published {
@@ -243,6 +243,30 @@ async fn refused_entries_are_retried() {
     assert!(report.response().batch_item_failures.is_empty());
 }
 
+/// An entry refused with a code that fails the same way every time
+/// (here: the role may not use the source) is not retried within the
+/// invocation; it is reported at once and the others are published.
+#[tokio::test]
+async fn permanent_refusals_are_not_retried() {
+    let bus = FakeBus::default();
+    bus.refuse
+        .lock()
+        .expect("lock")
+        .insert("e2".into(), (u32::MAX, "NotAuthorizedForSourceException"));
+    let publisher = Publisher::new(bus).with_retry(no_wait());
+    let report = publisher.publish(&records(3)).await;
+    assert_eq!(report.published, 2);
+    assert!(matches!(
+        report.failed.as_slice(),
+        [(1, RecordError::NotPublished { attempts: 1, .. })]
+    ));
+    assert_eq!(publisher.bus().calls().len(), 1);
+    assert!(bus::is_retryable("ThrottlingException"));
+    assert!(bus::is_retryable("InternalFailure"));
+    assert!(bus::is_retryable("SomethingNew"));
+    assert!(!bus::is_retryable("MalformedDetail"));
+}
+
 /// A call that fails whole is retried whole.
 #[tokio::test]
 async fn failed_calls_are_retried() {
@@ -265,7 +289,7 @@ async fn first_failed_sequence_number_is_reported() {
     bus.refuse
         .lock()
         .expect("lock")
-        .insert("e4".into(), u32::MAX);
+        .insert("e4".into(), (u32::MAX, "InternalFailure"));
     let publisher = Publisher::new(bus).with_retry(no_wait());
     let records = records(12);
     let report = publisher.publish(&records).await;
