@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The one test command (`make test` calls this). On a fresh machine it:
-#   1. makes a Python venv (.venv) with the pinned moto server (and, later, cfn-lint),
+#   1. makes a Python venv (.venv) with the pinned tools of
+#      scripts/requirements-test.txt (moto server, cfn-lint, SAM CLI),
 #   2. starts moto on 127.0.0.1 on a free port,
-#   3. runs cargo fmt --check, clippy -D warnings and every test in the workspace,
-#      with the DynamoDB suites pointed at moto,
-#   4. stops moto, whether the tests passed or not.
+#   3. lints template.yaml with cfn-lint and `sam validate --lint`, offline,
+#   4. runs cargo fmt --check, clippy -D warnings and every test in the workspace,
+#      with the AWS suites pointed at moto,
+#   5. stops moto, whether the tests passed or not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MOTO_VERSION=5.2.5
+REQUIREMENTS=scripts/requirements-test.txt
 VENV=${STOREFRONT_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
@@ -23,10 +25,14 @@ if ! command -v "$PYTHON" >/dev/null; then
   exit 1
 fi
 
-step "Python venv with moto[server]==$MOTO_VERSION in $VENV"
-if ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+step "Python venv with the pinned tools of $REQUIREMENTS in $VENV"
+# Keyed on the requirements file's hash, so changing a pin re-installs.
+want=$("$PYTHON" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$REQUIREMENTS")
+have=$(cat "$VENV/.requirements-test.sha256" 2>/dev/null || true)
+if [ ! -x "$VENV/bin/python" ] || [ "$want" != "$have" ]; then
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+  echo "$want" >"$VENV/.requirements-test.sha256"
 fi
 
 step "starting moto on 127.0.0.1"
@@ -55,7 +61,24 @@ PY
 export STOREFRONT_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
 # The same moto serves EventBridge and SQS for the publisher's suite.
 export STOREFRONT_AWS_ENDPOINT="$STOREFRONT_DYNAMODB_ENDPOINT"
-echo "moto $MOTO_VERSION at $STOREFRONT_AWS_ENDPOINT (log: target/moto.log)"
+echo "moto at $STOREFRONT_AWS_ENDPOINT (log: target/moto.log)"
+
+step "template.yaml: cfn-lint and sam validate --lint (offline)"
+# Both only read the template. SAM CLI still wants a region and credentials
+# to start (dummies here), would send telemetry, and checks PyPI for a newer
+# version once a week: telemetry is switched off, and its settings live in
+# target/sam-cli with the last version check stamped "now", so the check is
+# never due. Where unprivileged network namespaces work (Linux), both tools
+# run in one with no network at all, so nothing can slip out.
+offline=()
+if unshare -rn true 2>/dev/null; then offline=(unshare -rn); fi
+mkdir -p target/sam-cli
+"$VENV/bin/python" -c 'import json, sys, time; json.dump({"telemetryEnabled": False, "lastVersionCheck": time.time()}, open(sys.argv[1], "w"))' target/sam-cli/metadata.json
+${offline[@]+"${offline[@]}"} "$VENV/bin/cfn-lint" template.yaml
+env AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_SESSION_TOKEN=test \
+  AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+  SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR="$PWD/target/sam-cli" \
+  ${offline[@]+"${offline[@]}"} "$VENV/bin/sam" validate --lint --region us-east-1 --template-file template.yaml
 
 step "cargo fmt --check"
 cargo fmt --all --check
