@@ -1,0 +1,258 @@
+//! template.yaml ⇄ code: every function crate has a resource and every
+//! resource a crate; each handler's rule selects exactly the event types its
+//! crate declares (evaluated with the same quamina matcher the local runtime
+//! routes with); queues, DLQs, alarms, mappings and policies are wired as
+//! DESIGN §4–5 says.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use storefront_domain::EventType;
+use storefront_template::router::eventbridge_event;
+use storefront_template::{Router, Template};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template() -> Template {
+    Template::load(root().join("template.yaml")).expect("template.yaml parses")
+}
+
+/// The handlers and the event types each declares in code.
+fn handlers() -> Vec<(&'static str, &'static [EventType])> {
+    vec![
+        (storefront_inventory::NAME, storefront_inventory::CONSUMES),
+        (
+            storefront_order_workflow::NAME,
+            storefront_order_workflow::CONSUMES,
+        ),
+        (storefront_cart::NAME, storefront_cart::CONSUMES),
+        (
+            storefront_notification::NAME,
+            storefront_notification::CONSUMES,
+        ),
+        (storefront_audit::NAME, storefront_audit::CONSUMES),
+        (storefront_analytics::NAME, storefront_analytics::CONSUMES),
+        (storefront_user::NAME, storefront_user::CONSUMES),
+    ]
+}
+
+/// The sources an event of a type can come with: the aggregate type of the
+/// stream it is appended to (inventory reservations live on product streams).
+fn sources(t: EventType) -> Vec<String> {
+    let mut s = vec![format!("storefront.{}", t.family())];
+    if t.family() == "inventory" {
+        s.push("storefront.product".into());
+    }
+    s
+}
+
+fn event(t: EventType, source: &str) -> Vec<u8> {
+    let detail = json!({"eventId": "e", "eventType": t.name(), "streamId": "x#y", "version": 1});
+    eventbridge_event("e", source, t.name(), "2026-11-27T10:00:00.000Z", &detail)
+        .to_string()
+        .into_bytes()
+}
+
+/// Every crate under functions/ is a function in the template, built from its own binary, and every function resource points at an existing crate.
+#[test]
+fn every_crate_has_a_resource_and_back() {
+    let t = template();
+    let mut crates = BTreeSet::new();
+    for entry in std::fs::read_dir(root().join("functions")).expect("functions/") {
+        let dir = entry.expect("entry").path();
+        let manifest = dir.join("Cargo.toml");
+        if !manifest.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&manifest).expect("manifest");
+        let name = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("name = \"")
+                    .and_then(|r| r.strip_suffix('"'))
+            })
+            .expect("package name")
+            .to_owned();
+        let f = t
+            .function_by_binary(&name)
+            .unwrap_or_else(|| panic!("crate {name} has no function in template.yaml"));
+        let dir_name = dir
+            .file_name()
+            .and_then(|d| d.to_str())
+            .expect("dir")
+            .to_owned();
+        assert_eq!(
+            f.code_uri,
+            format!("functions/{dir_name}"),
+            "{name}'s CodeUri"
+        );
+        crates.insert(name);
+    }
+    for f in t.functions.values() {
+        assert!(
+            crates.contains(&f.binary),
+            "{} is built from {}, which is not a crate under functions/",
+            f.logical_id,
+            f.binary
+        );
+    }
+    assert_eq!(
+        crates.len(),
+        10,
+        "api, publisher, seven handlers and the sweeper"
+    );
+}
+
+/// Each handler's rule (the rules targeting its queue) accepts exactly the types the handler declares, and rejects every other type in the catalogue.
+#[test]
+fn rules_select_exactly_the_declared_types() {
+    let t = template();
+    for (name, consumes) in handlers() {
+        let f = t
+            .function_by_binary(&format!("storefront-{name}"))
+            .unwrap_or_else(|| panic!("{name} function"));
+        assert_eq!(f.sqs.len(), 1, "{name} has one queue");
+        let queue = &f.sqs[0].queue;
+        let rules = t.rules_for_queue(queue);
+        assert!(!rules.is_empty(), "{name}: a rule targets {queue}");
+        let router = Router::new(rules.iter().map(|r| (r.logical_id.as_str(), &r.pattern)))
+            .expect("patterns");
+        for ty in EventType::ALL {
+            for source in sources(*ty) {
+                let routed = !router
+                    .matches(&event(*ty, &source))
+                    .expect("match")
+                    .is_empty();
+                assert_eq!(
+                    routed,
+                    consumes.contains(ty),
+                    "{name} ⇐ {} from {source}",
+                    ty.name()
+                );
+            }
+        }
+        // Nothing from another system gets in.
+        let foreign =
+            eventbridge_event("e", "aws.ec2", "order.created", "t", &json!({})).to_string();
+        assert!(
+            router
+                .matches(foreign.as_bytes())
+                .expect("match")
+                .is_empty(),
+            "{name} ignores foreign sources"
+        );
+    }
+}
+
+/// Queues: visibility ≥ 6 × the function's timeout, a DLQ with maxReceiveCount 5, an alarm on the DLQ, a queue policy naming only its rule; mappings report batch item failures.
+#[test]
+fn queues_dlqs_alarms_and_mappings() {
+    let t = template();
+    let raw = &t.raw["Resources"];
+    for (name, _) in handlers() {
+        let f = t
+            .function_by_binary(&format!("storefront-{name}"))
+            .expect("function");
+        let source = &f.sqs[0];
+        assert!(
+            source.report_batch_item_failures,
+            "{name} reports partial failures"
+        );
+        let queue = &t.queues[&source.queue];
+        assert!(
+            queue.visibility_timeout >= 6 * f.timeout,
+            "{name}: visibility {} < 6 × {}",
+            queue.visibility_timeout,
+            f.timeout
+        );
+        let (dlq, max) = queue
+            .redrive
+            .clone()
+            .unwrap_or_else(|| panic!("{name} queue has a DLQ"));
+        assert_eq!(max, 5, "{name} maxReceiveCount");
+        assert!(t.queues.contains_key(&dlq), "{name} DLQ {dlq} exists");
+        let alarmed = raw.as_object().expect("resources").values().any(|r| {
+            r["Type"] == "AWS::CloudWatch::Alarm"
+                && r["Properties"]["Dimensions"].as_array().is_some_and(|d| {
+                    d.iter()
+                        .any(|x| x["Value"] == json!({"Fn::GetAtt": format!("{dlq}.QueueName")}))
+                })
+        });
+        assert!(alarmed, "{name}: an alarm watches {dlq}");
+        let policies: Vec<&Value> = raw
+            .as_object()
+            .expect("resources")
+            .values()
+            .filter(|r| {
+                r["Type"] == "AWS::SQS::QueuePolicy"
+                    && r["Properties"]["Queues"][0] == json!({"Ref": source.queue})
+            })
+            .collect();
+        assert_eq!(policies.len(), 1, "{name}: one queue policy");
+        let statement = &policies[0]["Properties"]["PolicyDocument"]["Statement"][0];
+        let rules = t.rules_for_queue(&source.queue);
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            statement["Condition"]["ArnEquals"]["aws:SourceArn"],
+            json!({"Fn::GetAtt": format!("{}.Arn", rules[0].logical_id)}),
+            "{name}: only its rule may send"
+        );
+        let target = &raw[&rules[0].logical_id]["Properties"]["Targets"][0];
+        assert!(
+            target["DeadLetterConfig"]["Arn"].is_object(),
+            "{name}: rule target has a DLQ"
+        );
+        assert!(
+            target["RetryPolicy"].is_object(),
+            "{name}: rule target has a retry policy"
+        );
+    }
+    let sweeper = t
+        .function_by_binary("storefront-cart-sweeper")
+        .expect("sweeper");
+    assert_eq!(sweeper.schedules, vec!["rate(5 minutes)"]);
+    let publisher = t
+        .function_by_binary("storefront-publisher")
+        .expect("publisher");
+    assert!(
+        publisher.streams[0].bisect_on_error && publisher.streams[0].report_batch_item_failures
+    );
+}
+
+/// No policy grants `*` actions or resources, and nothing may delete or update an event.
+#[test]
+fn policies_are_narrow() {
+    let t = template();
+    for f in t.functions.values() {
+        for policy in &f.policies {
+            let text = policy.to_string();
+            assert!(
+                !text.contains("\"*\""),
+                "{}: no wildcard action or resource: {text}",
+                f.logical_id
+            );
+            for statement in policy["Statement"].as_array().into_iter().flatten() {
+                let actions: Vec<String> = match &statement["Action"] {
+                    Value::String(s) => vec![s.clone()],
+                    Value::Array(a) => a
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect(),
+                    _ => vec![],
+                };
+                if statement["Resource"] == json!({"Fn::GetAtt": "EventsTable.Arn"}) {
+                    for a in &actions {
+                        assert!(
+                            a == "dynamodb:PutItem" || a == "dynamodb:Query",
+                            "{}: the event store is append-only, {a} is not allowed",
+                            f.logical_id
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
