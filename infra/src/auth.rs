@@ -1,0 +1,263 @@
+//! The local stand-in for API Gateway's JWT authorizer.
+//!
+//! In AWS, Cognito issues the tokens and the HTTP API verifies them before
+//! the function runs. Locally, `storefront token --user alice [--admin]`
+//! signs a token (HS256) with a key kept in the data folder
+//! (`dev-signing-key`, created on first use, readable only by its owner), and
+//! a layer in front of the Router verifies it and hands the handlers the same
+//! claims the authorizer would: `sub` and `cognito:groups`. The key never
+//! leaves the machine and is never used in AWS.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use storefront_api::{ApiError, Claims};
+
+/// The issuer of local tokens.
+pub const ISSUER: &str = "storefront-local";
+/// The audience of local tokens.
+pub const AUDIENCE: &str = "storefront";
+const KEY_FILE: &str = "dev-signing-key";
+
+/// Why a token was refused, or a key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The key file could not be read or written.
+    #[error("dev signing key at {path}: {reason}")]
+    Key {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The token is not valid (signature, expiry, audience, claims).
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TokenClaims {
+    sub: String,
+    #[serde(rename = "cognito:groups", default)]
+    groups: Vec<String>,
+    iss: String,
+    aud: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// The dev signing key.
+#[derive(Clone)]
+pub struct DevKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for DevKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DevKeys(..)")
+    }
+}
+
+impl DevKeys {
+    /// Loads the key from the data folder, creating a random one on first use.
+    pub fn load_or_create(data: &Path) -> Result<DevKeys, AuthError> {
+        let path = data.join(KEY_FILE);
+        let err = |reason: String| AuthError::Key {
+            path: path.display().to_string(),
+            reason,
+        };
+        let secret = match std::fs::read_to_string(&path) {
+            Ok(text) => hex::decode(text.trim())
+                .map_err(|e| err(format!("not hex: {e}; delete it to make a new one")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data).map_err(|e| err(e.to_string()))?;
+                let mut secret = vec![0u8; 32];
+                getrandom::fill(&mut secret).map_err(|e| err(e.to_string()))?;
+                write_private(&path, &hex::encode(&secret)).map_err(|e| err(e.to_string()))?;
+                secret
+            }
+            Err(e) => return Err(err(e.to_string())),
+        };
+        Ok(DevKeys::from_secret(&secret))
+    }
+
+    /// Keys from a secret (tests).
+    pub fn from_secret(secret: &[u8]) -> DevKeys {
+        DevKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// A token for `user`, in the `admin` group if asked, valid for `ttl_seconds`.
+    pub fn issue(&self, user: &str, admin: bool, ttl_seconds: u64) -> Result<String, AuthError> {
+        storefront_domain::UserId::new(user)
+            .map_err(|e| AuthError::Invalid(format!("user: {e}")))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = TokenClaims {
+            sub: user.to_owned(),
+            groups: if admin { vec!["admin".into()] } else { vec![] },
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            iat: now,
+            exp: now + ttl_seconds,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
+    /// Verifies a token: signature, algorithm, expiry, issuer, audience, subject.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &validation)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if data.claims.sub.is_empty() {
+            return Err(AuthError::Invalid("empty subject".into()));
+        }
+        Ok(Claims {
+            sub: data.claims.sub,
+            groups: data.claims.groups,
+        })
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// The layer: a request with `Authorization: Bearer <token>` gets the token's
+/// claims, or a 401 if the token is bad; a request without one goes on
+/// anonymous (routes that need a user answer 401 themselves).
+pub async fn layer(State(keys): State<DevKeys>, mut request: Request, next: Next) -> Response {
+    // Claims only ever come from a verified token.
+    request.extensions_mut().remove::<Claims>();
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().map(str::to_owned));
+    match header {
+        None => next.run(request).await,
+        Some(Ok(value)) => {
+            let token = value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+                .map(str::trim);
+            match token.map(|t| keys.verify(t)) {
+                Some(Ok(claims)) => {
+                    request.extensions_mut().insert(claims);
+                    next.run(request).await
+                }
+                Some(Err(e)) => ApiError::Unauthorized(format!(
+                    "{e}; get a fresh one with `storefront token --user NAME`"
+                ))
+                .into_response(),
+                None => ApiError::Unauthorized("Authorization must be `Bearer <token>`".into())
+                    .into_response(),
+            }
+        }
+        Some(Err(_)) => {
+            ApiError::Unauthorized("the Authorization header is not readable text".into())
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issued tokens verify; tampered, foreign-key and expired ones do not.
+    #[test]
+    fn tokens() {
+        let keys = DevKeys::from_secret(b"0123456789abcdef0123456789abcdef");
+        let token = keys.issue("alice", true, 60).expect("issue");
+        let claims = keys.verify(&token).expect("verify");
+        assert_eq!(
+            (claims.sub.as_str(), claims.groups.as_slice()),
+            ("alice", &["admin".to_owned()][..])
+        );
+        let other = DevKeys::from_secret(b"another key, another key, 123456");
+        assert!(other.verify(&token).is_err(), "bad signature");
+        let mut tampered = token.clone();
+        tampered.pop();
+        assert!(keys.verify(&tampered).is_err());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
+                .expect("encode")
+        };
+        let base = serde_json::json!({"sub": "alice", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60});
+        assert!(
+            keys.verify(&sign(base.clone())).is_ok(),
+            "the hand-made baseline verifies"
+        );
+        let mut expired = base.clone();
+        expired["exp"] = (now - 600).into();
+        let mut audience = base.clone();
+        audience["aud"] = "someone-else".into();
+        let mut issuer = base.clone();
+        issuer["iss"] = "cognito".into();
+        let mut no_sub = base.clone();
+        no_sub.as_object_mut().expect("object").remove("sub");
+        let mut empty_sub = base;
+        empty_sub["sub"] = "".into();
+        for (name, claims) in [
+            ("expired", expired),
+            ("audience", audience),
+            ("issuer", issuer),
+            ("no sub", no_sub),
+            ("empty sub", empty_sub),
+        ] {
+            assert!(
+                keys.verify(&sign(claims)).is_err(),
+                "{name} must be refused"
+            );
+        }
+        let none_alg = format!("{}.{}.", hex::encode("x"), hex::encode("y"));
+        assert!(keys.verify(&none_alg).is_err());
+        assert!(
+            keys.issue("a b", false, 60).is_err(),
+            "user ids are validated"
+        );
+    }
+
+    /// The key is created once and then reused.
+    #[test]
+    fn key_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let a = DevKeys::load_or_create(dir.path()).expect("create");
+        let b = DevKeys::load_or_create(dir.path()).expect("load");
+        let token = a.issue("bob", false, 60).expect("issue");
+        assert!(b.verify(&token).is_ok());
+    }
+}

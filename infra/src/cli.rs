@@ -1,0 +1,486 @@
+//! The `storefront` commands. Every failure is one clear line on stderr and
+//! a non-zero exit, never a panic.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use storefront_domain::{EventEnvelope, StreamId};
+use storefront_store::{EventLog, EventStore, StoreError};
+
+use crate::local::{LocalRuntime, Options};
+
+/// The storefront's local runtime and operator CLI.
+#[derive(Debug, Parser)]
+#[command(name = "storefront", version, about, long_about = None)]
+pub struct Cli {
+    /// The data folder: events.db, queues.db and the dev signing key live here.
+    #[arg(
+        long,
+        global = true,
+        env = "STOREFRONT_DATA",
+        default_value = ".storefront"
+    )]
+    pub data: PathBuf,
+    /// The SAM template to wire from.
+    #[arg(
+        long,
+        global = true,
+        env = "STOREFRONT_TEMPLATE",
+        default_value = "template.yaml"
+    )]
+    pub template: PathBuf,
+    /// What to do (default: dev).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the whole storefront on 127.0.0.1 (the default command).
+    Dev(DevArgs),
+    /// Print a token the local runtime accepts.
+    Token {
+        /// The user id (the token's `sub`).
+        #[arg(long)]
+        user: String,
+        /// Put the user in the `admin` group.
+        #[arg(long)]
+        admin: bool,
+        /// How long the token is valid, e.g. 12h, 30m.
+        #[arg(long, default_value = "12h")]
+        ttl: humantime::Duration,
+    },
+    /// List events, of one stream or all, and optionally follow new ones.
+    Events {
+        /// A stream id such as `cart#alice`; all streams if absent.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Keep printing new events as they are appended.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON envelope per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect and redrive the dead-letter queues.
+    Dlq {
+        /// list or redrive.
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+    /// Rebuild a handler's views from the event store from scratch.
+    Replay {
+        /// The handler: cart, user or analytics.
+        #[arg(long)]
+        handler: String,
+    },
+    /// Check every stored event's checksum and the audit chain.
+    Verify,
+}
+
+/// `dlq` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// What each handler's DLQ holds.
+    List {
+        /// Only this handler.
+        #[arg(long)]
+        handler: Option<String>,
+    },
+    /// Move DLQ messages back to their queue for another try.
+    Redrive {
+        /// Only this handler's DLQ.
+        #[arg(long)]
+        handler: Option<String>,
+    },
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable (colours in a terminal).
+    Pretty,
+    /// One JSON object per line, as in CloudWatch.
+    Json,
+}
+
+/// `dev` options.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// The port of the API (0 picks a free one).
+    #[arg(long, env = "STOREFRONT_PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// The address to listen on.
+    #[arg(long, env = "STOREFRONT_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Log format.
+    #[arg(
+        long,
+        env = "STOREFRONT_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
+    pub log_format: LogFormat,
+    /// Run the sweeper this often instead of the template's schedule (e.g. 2s).
+    #[arg(long)]
+    pub sweep_every: Option<humantime::Duration>,
+    /// The first redelivery delay after a handler failure; later ones double.
+    #[arg(long, default_value = "200ms")]
+    pub retry_base: humantime::Duration,
+}
+
+impl Default for DevArgs {
+    fn default() -> Self {
+        DevArgs {
+            port: 3000,
+            host: IpAddr::from([127, 0, 0, 1]),
+            log_format: LogFormat::Pretty,
+            sweep_every: None,
+            retry_base: Duration::from_millis(200).into(),
+        }
+    }
+}
+
+/// A command's failure, as the one line the user sees.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CliError(pub String);
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+impl From<crate::local::RuntimeError> for CliError {
+    fn from(e: crate::local::RuntimeError) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+impl From<crate::queues::QueueError> for CliError {
+    fn from(e: crate::queues::QueueError) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+fn options(cli: &Cli, dev: &DevArgs) -> Options {
+    Options {
+        data: cli.data.clone(),
+        template: cli.template.clone(),
+        sweep_every: dev.sweep_every.map(Into::into),
+        retry_base: dev.retry_base.into(),
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match &cli.command {
+        None => dev(&cli, &DevArgs::default()).await,
+        Some(Command::Dev(args)) => dev(&cli, args).await,
+        Some(Command::Token { user, admin, ttl }) => {
+            let keys = crate::auth::DevKeys::load_or_create(&cli.data)
+                .map_err(|e| CliError(e.to_string()))?;
+            let token = keys
+                .issue(user, *admin, ttl.as_secs())
+                .map_err(|e| CliError(e.to_string()))?;
+            println!("{token}");
+            Ok(())
+        }
+        Some(Command::Events {
+            stream,
+            follow,
+            json,
+        }) => events(&cli, stream.as_deref(), *follow, *json).await,
+        Some(Command::Dlq { action }) => dlq(&cli, action),
+        Some(Command::Replay { handler }) => replay(&cli, handler).await,
+        Some(Command::Verify) => verify(&cli).await,
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let result = match format {
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init(),
+    };
+    // A second init (tests running several runtimes) keeps the first subscriber.
+    let _ = result;
+}
+
+async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
+    init_logs(args.log_format);
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        CliError(format!(
+            "cannot listen on {addr}: {e}; pass --port N (or STOREFRONT_PORT) or stop whatever uses it"
+        ))
+    })?;
+    let runtime = LocalRuntime::build(options(cli, args))?;
+    let bound = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
+    let example = runtime
+        .keys
+        .issue("alice", false, 12 * 3600)
+        .map_err(|e| CliError(e.to_string()))?;
+    println!("{}", runtime.describe(bound));
+    println!(
+        "Try it (a token for alice, valid 12h; `storefront token --user NAME [--admin]` makes more):"
+    );
+    println!("  curl -s http://{bound}/products");
+    println!(
+        "  curl -s -X POST -H 'Authorization: Bearer {example}' -H 'Content-Type: application/json' \\"
+    );
+    println!(
+        "       -d '{{\"email\":\"alice@example.com\",\"name\":\"Alice\"}}' http://{bound}/users"
+    );
+    println!();
+    println!("listening on http://{bound}");
+    runtime
+        .serve(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+fn print_event(e: &EventEnvelope, position: Option<u64>, json: bool) {
+    if json {
+        if let Ok(line) = serde_json::to_string(e) {
+            println!("{line}");
+        }
+    } else {
+        let position = position.map_or_else(|| "-".to_owned(), |p| p.to_string());
+        println!(
+            "{position:>7}  {}  {:<40} v{:<5} {:<28} {}",
+            e.occurred_at, e.stream_id, e.version, e.event_type, e.actor
+        );
+    }
+}
+
+async fn events(cli: &Cli, stream: Option<&str>, follow: bool, json: bool) -> Result<(), CliError> {
+    let path = cli.data.join("events.db");
+    if !path.exists() {
+        return Err(CliError(format!(
+            "no events yet: {} does not exist (start the storefront with `cargo run --release`)",
+            path.display()
+        )));
+    }
+    let store = storefront_store::sqlite::SqliteStore::open(&path)?;
+    if !json {
+        println!(
+            "{:>7}  {:<24}  {:<40} {:<6} {:<28} actor",
+            "pos", "occurredAt", "stream", "ver", "type"
+        );
+    }
+    match stream {
+        Some(raw) => {
+            let id =
+                StreamId::parse(raw).map_err(|e| CliError(format!("--stream {raw:?}: {e}")))?;
+            let mut version = 0;
+            loop {
+                for e in store.load(&id, version).await? {
+                    version = e.version;
+                    print_event(&e, None, json);
+                }
+                if !follow {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        None => {
+            let mut position = 0;
+            loop {
+                let page = store.read_after(position, 1000).await?;
+                for l in &page {
+                    print_event(&l.envelope, Some(l.position), json);
+                    position = l.position;
+                }
+                if page.is_empty() {
+                    if !follow {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+}
+
+fn dlq(cli: &Cli, action: &DlqAction) -> Result<(), CliError> {
+    let runtime = LocalRuntime::build(options(cli, &DevArgs::default()))?;
+    let only = match action {
+        DlqAction::List { handler } | DlqAction::Redrive { handler } => handler.clone(),
+    };
+    let known: Vec<&str> = runtime.handlers.iter().map(|w| w.name).collect();
+    if let Some(h) = &only
+        && !known.contains(&h.as_str())
+    {
+        return Err(CliError(format!(
+            "no handler {h:?}; the handlers are {}",
+            known.join(", ")
+        )));
+    }
+    for w in runtime
+        .handlers
+        .iter()
+        .filter(|w| only.as_deref().is_none_or(|h| h == w.name))
+    {
+        let Some(redrive) = &w.redrive else { continue };
+        match action {
+            DlqAction::List { .. } => {
+                let messages = runtime.queues.list(&redrive.dlq)?;
+                println!(
+                    "{:<16} {} message(s) in {}",
+                    w.name,
+                    messages.len(),
+                    redrive.dlq
+                );
+                for (id, body, _) in messages {
+                    let event: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    println!(
+                        "    {id}  {}  {}",
+                        event["detail-type"].as_str().unwrap_or("?"),
+                        event["detail"]["streamId"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+            DlqAction::Redrive { .. } => {
+                let moved = runtime.queues.redrive(&redrive.dlq, &w.queue)?;
+                println!(
+                    "{:<16} moved {moved} message(s) from {} back to {}",
+                    w.name, redrive.dlq, w.queue
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The handlers whose whole effect is views, and which can therefore be rebuilt.
+pub const REPLAYABLE: &[&str] = &["cart", "user", "analytics"];
+
+async fn replay(cli: &Cli, name: &str) -> Result<(), CliError> {
+    if !REPLAYABLE.contains(&name) {
+        return Err(CliError(format!(
+            "{name:?} cannot be replayed: only the view handlers ({}) can; the others' effects are events already in the store",
+            REPLAYABLE.join(", ")
+        )));
+    }
+    let runtime = LocalRuntime::build(options(cli, &DevArgs::default()))?;
+    let wired = runtime
+        .handlers
+        .iter()
+        .find(|w| w.name == name)
+        .ok_or_else(|| CliError(format!("template.yaml wires no {name} handler")))?;
+    let handler = wired.handler.clone();
+    let state = runtime.stores.state.clone();
+
+    // Forget the views, then feed every event again in commit order.
+    let mut log = Vec::new();
+    let mut position = 0;
+    loop {
+        let page = runtime.store.read_after(position, 5000).await?;
+        let Some(last) = page.last() else { break };
+        position = last.position;
+        log.extend(page.into_iter().map(|l| l.envelope));
+    }
+    let streams: BTreeSet<&str> = log.iter().map(|e| e.stream_id.as_str()).collect();
+    match name {
+        "cart" => {
+            for s in streams.iter().filter_map(|s| s.strip_prefix("cart#")) {
+                let (pk, sk) = storefront_cart::view_key(s);
+                state.delete(&pk, sk).await?;
+                state.delete(storefront_cart::ACTIVITY, s).await?;
+            }
+        }
+        "user" => {
+            for s in streams.iter().filter_map(|s| s.strip_prefix("user#")) {
+                let (pk, sk) = storefront_user::view_key(s);
+                state.delete(&pk, sk).await?;
+                state.delete(storefront_user::DIRECTORY, s).await?;
+            }
+        }
+        _ => {
+            for pk in [storefront_analytics::ORDERS, storefront_analytics::CARTS] {
+                for item in state.query(pk).await? {
+                    state.delete(pk, &item.sk).await?;
+                }
+            }
+        }
+    }
+    let relevant: Vec<&EventEnvelope> = log
+        .iter()
+        .filter(|e| handler.consumes().iter().any(|t| t.name() == e.event_type))
+        .collect();
+    let bar = indicatif::ProgressBar::new(relevant.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("replaying {name}"));
+    for e in relevant {
+        handler.handle(e).await.map_err(|err| {
+            CliError(format!(
+                "{name} failed on {} ({}): {err}",
+                e.event_id, e.event_type
+            ))
+        })?;
+        bar.inc(1);
+    }
+    bar.finish();
+    println!("{name}: views rebuilt from {} events", log.len());
+    Ok(())
+}
+
+async fn verify(cli: &Cli) -> Result<(), CliError> {
+    let path = cli.data.join("events.db");
+    if !path.exists() {
+        return Err(CliError(format!(
+            "nothing to verify: {} does not exist",
+            path.display()
+        )));
+    }
+    let store = storefront_store::sqlite::SqliteStore::open(&path)?;
+    let mut position = 0;
+    let mut count = 0u64;
+    loop {
+        let page = match store.read_after(position, 1000).await {
+            Ok(page) => page,
+            Err(e) => {
+                return Err(CliError(format!(
+                    "event after position {position} fails verification: {e}"
+                )));
+            }
+        };
+        let Some(last) = page.last() else { break };
+        position = last.position;
+        count += page.len() as u64;
+    }
+    println!("events: {count} checksums verified");
+    let days = storefront_audit::verify_all(&store)
+        .await
+        .map_err(|e| CliError(format!("audit chain: {e}")))?;
+    for (day, n) in &days {
+        println!("audit {day}: {n} records, chain intact");
+    }
+    if days.is_empty() {
+        println!("audit: no records yet");
+    }
+    Ok(())
+}

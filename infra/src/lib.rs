@@ -1,0 +1,23 @@
+//! # storefront (the local runtime and CLI)
+//!
+//! `cargo run --release` starts the whole storefront on 127.0.0.1, wired from
+//! `template.yaml` itself: the API, the stream → publisher → rules → queues
+//! → handlers path with retries and DLQs, and the sweeper's schedule, on
+//! SQLite under `.storefront/`. No AWS account, no Docker.
+//!
+//! The same binary is the operator's CLI: `token`, `events`, `dlq list`,
+//! `dlq redrive`, `replay` and `verify`.
+//!
+//! ## Layout
+//! - [`local`]: the runtime: HTTP, feed, workers, sweeper.
+//! - [`queues`]: durable local queues with SQS semantics.
+//! - [`auth`]: dev tokens and the layer standing in for the JWT authorizer.
+//! - [`cli`]: the commands.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod cli;
+pub mod local;
+pub mod queues;
