@@ -91,12 +91,24 @@ pub enum DlqAction {
         /// Only this handler.
         #[arg(long)]
         handler: Option<String>,
+        /// The deployed queues on AWS (credentials, region and AWS_ENDPOINT_URL from the environment).
+        #[arg(long)]
+        aws: bool,
+        /// The deployed stage (the template's `Stage` parameter), with --aws.
+        #[arg(long, env = "STOREFRONT_STAGE", default_value = "dev")]
+        stage: String,
     },
     /// Move DLQ messages back to their queue for another try.
     Redrive {
         /// Only this handler's DLQ.
         #[arg(long)]
         handler: Option<String>,
+        /// The deployed queues on AWS (SQS StartMessageMoveTask, or receive/send/delete where unavailable).
+        #[arg(long)]
+        aws: bool,
+        /// The deployed stage (the template's `Stage` parameter), with --aws.
+        #[arg(long, env = "STOREFRONT_STAGE", default_value = "dev")]
+        stage: String,
     },
 }
 
@@ -197,7 +209,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             follow,
             json,
         }) => events(&cli, stream.as_deref(), *follow, *json).await,
-        Some(Command::Dlq { action }) => dlq(&cli, action),
+        Some(Command::Dlq { action }) => match action {
+            DlqAction::List {
+                aws: true,
+                handler,
+                stage,
+            }
+            | DlqAction::Redrive {
+                aws: true,
+                handler,
+                stage,
+            } => dlq_aws(&cli, action, handler.as_deref(), stage).await,
+            _ => dlq(&cli, action),
+        },
         Some(Command::Replay { handler }) => replay(&cli, handler).await,
         Some(Command::Verify) => verify(&cli).await,
     }
@@ -322,7 +346,7 @@ async fn events(cli: &Cli, stream: Option<&str>, follow: bool, json: bool) -> Re
 fn dlq(cli: &Cli, action: &DlqAction) -> Result<(), CliError> {
     let runtime = LocalRuntime::build(options(cli, &DevArgs::default()))?;
     let only = match action {
-        DlqAction::List { handler } | DlqAction::Redrive { handler } => handler.clone(),
+        DlqAction::List { handler, .. } | DlqAction::Redrive { handler, .. } => handler.clone(),
     };
     let known: Vec<&str> = runtime.handlers.iter().map(|w| w.name).collect();
     if let Some(h) = &only
@@ -364,6 +388,53 @@ fn dlq(cli: &Cli, action: &DlqAction) -> Result<(), CliError> {
                     w.name, redrive.dlq, w.queue
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+async fn dlq_aws(
+    cli: &Cli,
+    action: &DlqAction,
+    only: Option<&str>,
+    stage: &str,
+) -> Result<(), CliError> {
+    let template =
+        storefront_template::Template::load(&cli.template).map_err(|e| CliError(e.to_string()))?;
+    let handlers: Vec<String> = template
+        .functions
+        .values()
+        .filter(|f| !f.sqs.is_empty())
+        .filter_map(|f| f.binary.strip_prefix("storefront-").map(str::to_owned))
+        .collect();
+    if let Some(h) = only
+        && !handlers.iter().any(|x| x == h)
+    {
+        return Err(CliError(format!(
+            "no handler {h:?}; the handlers are {}",
+            handlers.join(", ")
+        )));
+    }
+    let sdk = storefront_runtime::aws::load_config().await;
+    let sqs = storefront_runtime::aws::sqs(&sdk);
+    for h in handlers
+        .iter()
+        .filter(|h| only.is_none_or(|o| o == h.as_str()))
+    {
+        match action {
+            DlqAction::List { .. } => {
+                let n = crate::aws_dlq::depth(&sqs, stage, h).await?;
+                println!(
+                    "{h:<16} ~{n} message(s) in {}",
+                    crate::aws_dlq::queue_names(stage, h).1
+                );
+            }
+            DlqAction::Redrive { .. } => match crate::aws_dlq::redrive(&sqs, stage, h).await? {
+                crate::aws_dlq::Redriven::MoveTask { handle } => {
+                    println!("{h:<16} StartMessageMoveTask started (task {handle})");
+                }
+                crate::aws_dlq::Redriven::Moved(n) => println!("{h:<16} moved {n} message(s) back"),
+            },
         }
     }
     Ok(())

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod aws_dlq;
 pub mod cli;
 pub mod local;
 pub mod queues;
