@@ -256,3 +256,144 @@ fn policies_are_narrow() {
         }
     }
 }
+
+/// Each function's policy grants exactly the actions it needs, on exactly the resources it needs, and the publisher may put only `storefront.*` sources on our bus.
+#[test]
+fn least_privilege_per_function() {
+    let t = template();
+    let append = ["dynamodb:PutItem", "dynamodb:Query"];
+    let read = ["dynamodb:Query"];
+    let state = [
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+    ];
+    // binary → [(resource logical id, actions)]
+    let needs: Vec<(&str, Vec<(&str, Vec<&str>)>)> = vec![
+        (
+            "storefront-api",
+            vec![
+                ("EventsTable", append.to_vec()),
+                ("StateTable", state.to_vec()),
+            ],
+        ),
+        (
+            "storefront-publisher",
+            vec![("Bus", vec!["events:PutEvents"])],
+        ),
+        (
+            "storefront-inventory",
+            vec![
+                ("EventsTable", append.to_vec()),
+                ("StateTable", state.to_vec()),
+            ],
+        ),
+        (
+            "storefront-order-workflow",
+            vec![
+                ("EventsTable", append.to_vec()),
+                ("StateTable", state.to_vec()),
+            ],
+        ),
+        (
+            "storefront-notification",
+            vec![
+                ("EventsTable", append.to_vec()),
+                ("StateTable", state.to_vec()),
+                ("ses", vec!["ses:SendEmail"]),
+            ],
+        ),
+        (
+            "storefront-cart-sweeper",
+            vec![
+                ("EventsTable", append.to_vec()),
+                ("StateTable", state.to_vec()),
+            ],
+        ),
+        (
+            "storefront-cart",
+            vec![
+                ("EventsTable", read.to_vec()),
+                ("StateTable", state.to_vec()),
+            ],
+        ),
+        (
+            "storefront-audit",
+            vec![
+                ("EventsTable", read.to_vec()),
+                ("StateTable", state.to_vec()),
+            ],
+        ),
+        (
+            "storefront-analytics",
+            vec![
+                ("EventsTable", read.to_vec()),
+                ("StateTable", state.to_vec()),
+            ],
+        ),
+        (
+            "storefront-user",
+            vec![
+                ("EventsTable", read.to_vec()),
+                ("StateTable", state.to_vec()),
+            ],
+        ),
+    ];
+    assert_eq!(needs.len(), t.functions.len(), "every function is listed");
+    for (binary, wanted) in needs {
+        let f = t
+            .function_by_binary(binary)
+            .unwrap_or_else(|| panic!("{binary}"));
+        let mut granted: Vec<(String, Vec<String>)> = Vec::new();
+        for policy in &f.policies {
+            for statement in policy["Statement"].as_array().into_iter().flatten() {
+                assert_eq!(statement["Effect"], "Allow", "{binary}");
+                // A table or bus by its logical id; SES by its ARN pattern.
+                let resource = storefront_template::model::referenced(&statement["Resource"])
+                    .or_else(|| {
+                        statement["Resource"]
+                            .to_string()
+                            .contains(":ses:")
+                            .then(|| "ses".to_owned())
+                    })
+                    .unwrap_or_else(|| {
+                        panic!("{binary}: unexpected resource {}", statement["Resource"])
+                    });
+                let mut actions: Vec<String> = match &statement["Action"] {
+                    Value::String(s) => vec![s.clone()],
+                    Value::Array(a) => a
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect(),
+                    _ => vec![],
+                };
+                actions.sort();
+                if binary == "storefront-publisher" {
+                    assert_eq!(
+                        statement["Condition"]["StringLike"]["events:source"], "storefront.*",
+                        "PutEvents limited to our sources"
+                    );
+                }
+                if binary == "storefront-notification" && resource == "ses" {
+                    assert!(
+                        statement["Condition"]["StringEquals"]["ses:FromAddress"].is_object(),
+                        "SES limited to the sender"
+                    );
+                }
+                granted.push((resource, actions));
+            }
+        }
+        granted.sort();
+        let mut wanted: Vec<(String, Vec<String>)> = wanted
+            .into_iter()
+            .map(|(r, a)| {
+                let mut a: Vec<String> = a.into_iter().map(str::to_owned).collect();
+                a.sort();
+                (r.to_owned(), a)
+            })
+            .collect();
+        wanted.sort();
+        assert_eq!(granted, wanted, "{binary}: granted vs needed");
+    }
+}

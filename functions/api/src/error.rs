@@ -154,6 +154,7 @@ impl From<StoreError> for ApiError {
             StoreError::TooManyItems { items, limit } => ApiError::Unprocessable(format!(
                 "the request would write {items} items at once; the limit is {limit}"
             )),
+            StoreError::EventTooLarge { .. } => ApiError::Unprocessable(e.to_string()),
             StoreError::Backend { .. } => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }

@@ -867,3 +867,85 @@ fn openapi_document_matches_the_code() {
         assert!(doc["paths"][route].is_object(), "{route} documented");
     }
 }
+
+/// Unicode is kept intact where text belongs (names) and refused clearly where it does not (ids);
+/// very long strings are refused with 400, never stored.
+#[tokio::test]
+async fn unicode_and_long_strings() {
+    let (t, store) = TestApp::sqlite();
+    let name = "Tasse « café » ☕ — قهوة — 🦀";
+    let p = t
+        .post(
+            "/products",
+            ADMIN,
+            json!({"sku": "CUP", "name": name, "priceCents": 100, "currency": "EUR", "stock": 1}),
+        )
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(p["name"], name);
+    assert_eq!(
+        t.get("/products/CUP", Who::Anonymous)
+            .await
+            .expect(200)
+            .body["name"],
+        name
+    );
+    let before = event_count(&store).await;
+    let long = "é".repeat(201);
+    t.post(
+        "/products",
+        ADMIN,
+        json!({"sku": "LONG", "name": long, "priceCents": 100, "currency": "EUR", "stock": 1}),
+    )
+    .await
+    .expect(400);
+    t.post(
+        "/products",
+        ADMIN,
+        json!({"sku": "ÇUP", "name": "x", "priceCents": 100, "currency": "EUR", "stock": 1}),
+    )
+    .await
+    .expect(400);
+    t.post("/products", ADMIN, json!({"sku": "x".repeat(65), "name": "x", "priceCents": 100, "currency": "EUR", "stock": 1})).await.expect(400);
+    t.post("/products", ADMIN, json!({"sku": "CTRL", "name": "a\u{0007}b", "priceCents": 100, "currency": "EUR", "stock": 1})).await.expect(400);
+    t.get(&format!("/products/{}", "A".repeat(1000)), Who::Anonymous)
+        .await
+        .expect(400);
+    t.get("/products/%C3%87UP", Who::Anonymous)
+        .await
+        .expect(400);
+    t.post(
+        "/users",
+        Who::Shopper("ümlaut"),
+        json!({"email": "u@example.com", "name": "Ü"}),
+    )
+    .await
+    .expect(401);
+    t.post(
+        "/users",
+        ALICE,
+        json!({"email": format!("{}@example.com", "a".repeat(300)), "name": "A"}),
+    )
+    .await
+    .expect(400);
+    t.post(
+        "/users",
+        ALICE,
+        json!({"email": "a@example.com", "name": "名前".repeat(60)}),
+    )
+    .await
+    .expect(400);
+    assert_eq!(
+        event_count(&store).await,
+        before,
+        "nothing refused was stored"
+    );
+    t.post(
+        "/users",
+        ALICE,
+        json!({"email": "a@example.com", "name": "名前"}),
+    )
+    .await
+    .expect(201);
+}

@@ -45,9 +45,11 @@ impl From<storefront_store::StoreError> for HandlerError {
             Conflict { .. } | ConditionFailed { .. } | Backend { .. } => {
                 HandlerError::Transient(e.to_string())
             }
-            Integrity(_) | Corrupt { .. } | TooManyItems { .. } | InvalidAppend(_) => {
-                HandlerError::Permanent(e.to_string())
-            }
+            Integrity(_)
+            | Corrupt { .. }
+            | TooManyItems { .. }
+            | EventTooLarge { .. }
+            | InvalidAppend(_) => HandlerError::Permanent(e.to_string()),
         }
     }
 }

@@ -42,6 +42,20 @@ pub enum StoreError {
         /// The limit.
         limit: usize,
     },
+    /// An event would exceed what the bus or the table can carry; refused before anything is written.
+    #[error(
+        "event {stream} v{version} would be {bytes} bytes; an event may be at most {limit} bytes (EventBridge's 256 KB entry limit)"
+    )]
+    EventTooLarge {
+        /// The stream.
+        stream: String,
+        /// The version.
+        version: u64,
+        /// Its serialized size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The append itself is malformed (a programming error in the caller).
     #[error("invalid append: {0}")]
     InvalidAppend(String),

@@ -36,3 +36,9 @@ pub use ports::{
 
 /// Most items DynamoDB accepts in one TransactWriteItems call; both adapters enforce it.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// The largest serialized envelope an append accepts: EventBridge takes
+/// entries up to 256 KB (Source + DetailType + Detail), the tighter of its
+/// limit and DynamoDB's 400 KB item limit; 1 KiB is left for the source and
+/// detail type.
+pub const MAX_ENVELOPE_BYTES: usize = 255 * 1024;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use storefront_domain::{EventEnvelope, StreamId};
 
-use crate::{MAX_TRANSACTION_ITEMS, StoreError};
+use crate::{MAX_ENVELOPE_BYTES, MAX_TRANSACTION_ITEMS, StoreError};
 
 /// Events to append to one stream, sealed at `expected_version + 1 ..`.
 #[derive(Debug, Clone)]
@@ -95,6 +95,15 @@ impl AppendBatch {
                 )));
             }
             for (i, e) in s.events.iter().enumerate() {
+                let bytes = serde_json::to_vec(e).map(|v| v.len()).unwrap_or(usize::MAX);
+                if bytes > MAX_ENVELOPE_BYTES {
+                    return Err(StoreError::EventTooLarge {
+                        stream: e.stream_id.clone(),
+                        version: e.version,
+                        bytes,
+                        limit: MAX_ENVELOPE_BYTES,
+                    });
+                }
                 let want = s.expected_version + 1 + i as u64;
                 if e.version != want || e.stream_id != s.stream.to_string() {
                     return Err(StoreError::InvalidAppend(format!(

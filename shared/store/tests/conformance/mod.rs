@@ -472,6 +472,22 @@ pub async fn malformed_batches_are_refused<H: Harness>(h: &H) {
         Err(StoreError::InvalidAppend(_))
     ));
     assert_eq!(store.current_version(&s).await.expect("version"), 0);
+    // An event over EventBridge's entry limit is refused before anything is written.
+    let huge = seal(&s, 0, &[renamed("x".repeat(300 * 1024))]);
+    assert!(matches!(
+        store.append(&s, 0, huge).await,
+        Err(StoreError::EventTooLarge { version: 1, .. })
+    ));
+    assert_eq!(store.current_version(&s).await.expect("version"), 0);
+    let probe = stream("BIG-FITS");
+    store
+        .append(
+            &probe,
+            0,
+            seal(&probe, 0, &[renamed("y".repeat(200 * 1024))]),
+        )
+        .await
+        .expect("200 KiB fits");
     // Exactly 100 items is allowed.
     store
         .append(&s, 0, seal(&s, 0, &many[..100]))
