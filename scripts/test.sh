@@ -42,6 +42,7 @@ port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0
 moto_pid=$!
 cleanup() {
   local rc=$?
+  set +e
   kill "$moto_pid" 2>/dev/null
   wait "$moto_pid" 2>/dev/null
   exit "$rc"
@@ -88,3 +89,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace
+
+step "schemathesis against openapi.json and the local runtime"
+bash scripts/schemathesis.sh

@@ -343,6 +343,11 @@ impl LocalRuntime {
                 Router::new()
                     .route("/_local/queues", get(queue_depths))
                     .with_state((self.queues.clone(), Arc::new(queues))),
+            )
+            .merge(
+                Router::new()
+                    .route("/_local/events/count", get(event_counts))
+                    .with_state(self.store.clone()),
             );
         local.merge(api)
     }
@@ -456,6 +461,23 @@ async fn clear_fault(
         f.remove(&handler);
     }
     list_faults(State(faults)).await
+}
+
+/// How many events are stored: all of them, and those a request appended
+/// (actor not `system:*`), which the schemathesis run compares around every
+/// refused request.
+async fn event_counts(State(store): State<SqliteStore>) -> Json<serde_json::Value> {
+    let (mut all, mut by_requests, mut position) = (0u64, 0u64, 0u64);
+    while let Ok(page) = store.read_after(position, 5000).await {
+        let Some(last) = page.last() else { break };
+        position = last.position;
+        all += page.len() as u64;
+        by_requests += page
+            .iter()
+            .filter(|l| !l.envelope.actor.starts_with("system:"))
+            .count() as u64;
+    }
+    Json(serde_json::json!({ "events": all, "appendedByRequests": by_requests }))
 }
 
 type QueueNames = Arc<BTreeMap<String, (String, Option<String>)>>;

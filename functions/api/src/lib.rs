@@ -194,6 +194,60 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             Vec::<String>::new(),
         )]);
+        // Every operation may answer these problems (body parsing, identity
+        // and the retry budget are shared by all routes): document them all,
+        // as application/problem+json, which is what errors are sent as.
+        let common = [
+            (400, "The request is malformed"),
+            (401, "No valid token"),
+            (403, "Not allowed for this identity"),
+            (404, "No such resource"),
+            (405, "Method not allowed"),
+            (409, "Conflict"),
+            (413, "Body over 64 KiB"),
+            (415, "Body is not JSON"),
+            (422, "A business rule refuses it"),
+            (503, "A backend is unavailable; retry"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for op in operations.into_iter().flatten() {
+                for (code, response) in op.responses.responses.iter_mut() {
+                    if let (true, utoipa::openapi::RefOr::T(response)) =
+                        (code.starts_with('4') || code.starts_with('5'), response)
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response
+                            .content
+                            .insert("application/problem+json".to_owned(), content);
+                    }
+                }
+                for (status, description) in common {
+                    let key = status.to_string();
+                    if !op.responses.responses.contains_key(&key) {
+                        let response = utoipa::openapi::ResponseBuilder::new()
+                            .description(description)
+                            .content(
+                                "application/problem+json",
+                                utoipa::openapi::ContentBuilder::new()
+                                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                                    .build(),
+                            )
+                            .build();
+                        op.responses.responses.insert(key, response.into());
+                    }
+                }
+            }
+        }
     }
 }
 
