@@ -92,10 +92,10 @@ proptest! {
     #[test]
     fn envelope_decoder(bytes in prop::collection::vec(any::<u8>(), 0..512), value in json_value()) {
         for input in [bytes, value.to_string().into_bytes()] {
-            if let Ok(e) = serde_json::from_slice::<EventEnvelope>(&input) {
-                if e.decode().is_ok() {
-                    prop_assert!(e.verify().is_ok());
-                }
+            if let Ok(e) = serde_json::from_slice::<EventEnvelope>(&input)
+                && e.decode().is_ok()
+            {
+                prop_assert!(e.verify().is_ok());
             }
         }
     }

@@ -270,7 +270,8 @@ fn least_privilege_per_function() {
         "dynamodb:Query",
     ];
     // binary → [(resource logical id, actions)]
-    let needs: Vec<(&str, Vec<(&str, Vec<&str>)>)> = vec![
+    type Grants<'a> = Vec<(&'a str, Vec<&'a str>)>;
+    let needs: Vec<(&str, Grants)> = vec![
         (
             "storefront-api",
             vec![

@@ -233,8 +233,8 @@ impl utoipa::Modify for BearerAuth {
                 }
                 for (status, description) in common {
                     let key = status.to_string();
-                    if !op.responses.responses.contains_key(&key) {
-                        let response = utoipa::openapi::ResponseBuilder::new()
+                    op.responses.responses.entry(key).or_insert_with(|| {
+                        utoipa::openapi::ResponseBuilder::new()
                             .description(description)
                             .content(
                                 "application/problem+json",
@@ -242,9 +242,9 @@ impl utoipa::Modify for BearerAuth {
                                     .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
                                     .build(),
                             )
-                            .build();
-                        op.responses.responses.insert(key, response.into());
-                    }
+                            .build()
+                            .into()
+                    });
                 }
             }
         }
