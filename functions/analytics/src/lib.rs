@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use storefront_domain::cart::CartState;
 use storefront_domain::order::{OrderState, OrderStatus};
-use storefront_domain::{EventEnvelope, EventType, StreamId};
-use storefront_runtime::handler::project;
+use storefront_domain::{EventEnvelope, EventType};
+use storefront_runtime::handler::{consumed_stream, project};
 use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
 use storefront_store::{StateStore, StoreError};
 use utoipa::ToSchema;
@@ -113,11 +113,9 @@ impl EventHandler for Analytics {
     }
 
     async fn handle(&self, envelope: &EventEnvelope) -> Result<Outcome, HandlerError> {
-        if !CONSUMES.iter().any(|t| t.name() == envelope.event_type) {
+        let Some(stream) = consumed_stream(CONSUMES, envelope)? else {
             return Ok(Outcome::Ignored);
-        }
-        let stream = StreamId::parse(&envelope.stream_id)
-            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        };
         let id = stream.aggregate_id().to_owned();
         let (events, state) = (&*self.stores.events, &*self.stores.state);
         match stream.aggregate_type() {

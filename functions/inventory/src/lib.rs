@@ -28,7 +28,7 @@ use storefront_domain::events::{InventoryReservationFailed, Shortage};
 use storefront_domain::order::{OrderState, OrderStatus};
 use storefront_domain::product::{ProductCommand, ProductState};
 use storefront_domain::{Aggregate, DomainError, Event, EventEnvelope, EventType, OrderId, Sku};
-use storefront_runtime::handler::{Decision, append_once, load, stream_of};
+use storefront_runtime::handler::{Decision, append_once, decode, load, stream_of};
 use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
 
 /// The handler's name.
@@ -247,9 +247,7 @@ impl EventHandler for Inventory {
     }
 
     async fn handle(&self, envelope: &EventEnvelope) -> Result<Outcome, HandlerError> {
-        let event = envelope
-            .decode()
-            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let event = decode(envelope)?;
         match event {
             Event::OrderCreated(e) => self.reserve(envelope, &e.order_id).await,
             Event::OrderCancelled(e) => {

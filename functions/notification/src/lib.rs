@@ -26,7 +26,7 @@ use storefront_domain::order::OrderState;
 use storefront_domain::user::UserState;
 use storefront_domain::{Event, EventEnvelope, EventType, OrderId, StreamId, seal_batch};
 use storefront_runtime::handler::{
-    IDEMPOTENCY_TTL_SECONDS, caused_by, idempotency_key, load, stream_of,
+    IDEMPOTENCY_TTL_SECONDS, caused_by, decode, idempotency_key, load, stream_of,
 };
 use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
 use storefront_store::clock::now_epoch_seconds;
@@ -403,9 +403,7 @@ impl EventHandler for Notifications {
     }
 
     async fn handle(&self, envelope: &EventEnvelope) -> Result<Outcome, HandlerError> {
-        let event = envelope
-            .decode()
-            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let event = decode(envelope)?;
         let (pk, sk) = idempotency_key(NAME, &envelope.event_id);
         if let Some(existing) = self.stores.state.get(&pk, &sk).await? {
             return if existing.value["status"] == "COMPLETE" {

@@ -22,7 +22,7 @@
 use async_trait::async_trait;
 use storefront_domain::order::{OrderCommand, OrderState};
 use storefront_domain::{Aggregate, DomainError, Event, EventEnvelope, EventType, OrderId};
-use storefront_runtime::handler::{Decision, append_once, load, stream_of};
+use storefront_runtime::handler::{Decision, append_once, decode, load, stream_of};
 use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
 use storefront_store::{Condition, StateItem, StateWrite};
 
@@ -133,9 +133,7 @@ impl EventHandler for OrderWorkflow {
     }
 
     async fn handle(&self, envelope: &EventEnvelope) -> Result<Outcome, HandlerError> {
-        let event = envelope
-            .decode()
-            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let event = decode(envelope)?;
         match event {
             Event::InventoryStockReserved(e) => {
                 self.on_order(envelope, &e.order_id, OrderCommand::Confirm, Vec::new)

@@ -14,8 +14,8 @@
 
 use async_trait::async_trait;
 use storefront_domain::user::UserState;
-use storefront_domain::{EventEnvelope, EventType, StreamId};
-use storefront_runtime::handler::project;
+use storefront_domain::{EventEnvelope, EventType};
+use storefront_runtime::handler::{consumed_stream, project};
 use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
 use storefront_store::{Condition, StateItem, StateWrite};
 
@@ -71,11 +71,9 @@ impl EventHandler for Users {
     }
 
     async fn handle(&self, envelope: &EventEnvelope) -> Result<Outcome, HandlerError> {
-        if !CONSUMES.iter().any(|t| t.name() == envelope.event_type) {
+        let Some(stream) = consumed_stream(CONSUMES, envelope)? else {
             return Ok(Outcome::Ignored);
-        }
-        let stream = StreamId::parse(&envelope.stream_id)
-            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        };
         let user_id = stream.aggregate_id().to_owned();
         let (pk, sk) = view_key(&user_id);
         project::<UserState>(

@@ -245,6 +245,27 @@ pub async fn load<A: Aggregate>(
     Ok(storefront_store::aggregate::load::<A>(&*stores.events, &*stores.state, stream).await?)
 }
 
+/// The typed event of an envelope; one that does not decode is a permanent failure.
+pub fn decode(envelope: &EventEnvelope) -> Result<Event, HandlerError> {
+    envelope
+        .decode()
+        .map_err(|e| HandlerError::Permanent(e.to_string()))
+}
+
+/// The stream of an event the handler consumes, or `None` when `types` does
+/// not include its type (the handler ignores it).
+pub fn consumed_stream(
+    types: &[EventType],
+    envelope: &EventEnvelope,
+) -> Result<Option<StreamId>, HandlerError> {
+    if !types.iter().any(|t| t.name() == envelope.event_type) {
+        return Ok(None);
+    }
+    StreamId::parse(&envelope.stream_id)
+        .map(Some)
+        .map_err(|e| HandlerError::Permanent(e.to_string()))
+}
+
 /// Parses a stream id taken from an event, as a permanent failure if malformed.
 pub fn stream_of(kind: &str, id: &str) -> Result<StreamId, HandlerError> {
     StreamId::new(kind, id).map_err(|e| HandlerError::Permanent(e.to_string()))
