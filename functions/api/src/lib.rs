@@ -146,7 +146,47 @@ pub fn app(state: AppState) -> Router {
             idempotency::middleware,
         ))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// Wraps each request in a span carrying its method, route and correlationId,
+/// so every log line of the request (and the problem it may answer with)
+/// can be found by the id the events carry. Bodies and tokens are never logged.
+async fn request_span(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let (mut parts, body) = request.into_parts();
+    let correlation =
+        match <extract::Correlation as axum::extract::FromRequestParts<()>>::from_request_parts(
+            &mut parts,
+            &(),
+        )
+        .await
+        {
+            Ok(c) => c.0,
+            Err(never) => match never {},
+        };
+    let span = tracing::info_span!(
+        "request",
+        method = %parts.method,
+        path = %parts.uri.path(),
+        correlationId = %correlation,
+    );
+    // Handlers see the same id.
+    parts.headers.insert(
+        "x-correlation-id",
+        axum::http::HeaderValue::from_str(&correlation)
+            .unwrap_or(axum::http::HeaderValue::from_static("invalid")),
+    );
+    let response = next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| tracing::info!(status = response.status().as_u16(), "answered"));
+    response
 }
 
 /// The OpenAPI 3.1 document, generated from the handlers and types.
