@@ -204,6 +204,15 @@ async fn journey() {
     assert!(out.contains("chain intact"), "{out}");
     let (ok, out) = rt.cli(&["events", "--stream", &format!("order#{a}")]);
     assert!(ok && out.contains("order.delivered"), "{out}");
+
+    // Views rebuilt from scratch come out the same.
+    for handler in ["analytics", "cart", "user"] {
+        let (ok, out) = rt.cli(&["replay", "--handler", handler]);
+        assert!(ok && out.contains("views rebuilt"), "{handler}: {out}");
+    }
+    assert_eq!(c.ok("GET", "/admin/stats", Some(&admin), None).await, stats);
+    let (ok, out) = rt.cli(&["replay", "--handler", "inventory"]);
+    assert!(!ok && out.contains("cannot be replayed"), "{out}");
 }
 
 /// 50 shoppers check out the last 10 units at once: exactly 10 confirmed, 40 rejected, none left.
