@@ -621,20 +621,46 @@ pub async fn get_order(
         .ok_or_else(|| ApiError::NotFound(format!("order {raw} does not exist")))
 }
 
+/// Who may act on an order besides its owner.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OwnerOnly {
+    /// Admins too (cancel, ship, deliver).
+    No,
+    /// Only the owner; an admin gets 403 (pay).
+    Yes,
+}
+
+/// Runs `command` on an order the caller may act on. The check is made on the
+/// order as loaded for the decision, so one load serves both; another
+/// shopper's order is 404, as if it did not exist.
 async fn order_command(
     app: &AppState,
     identity: &Identity,
     ctx: CommandContext,
     raw: &str,
     command: OrderCommand,
+    owner_only: OwnerOnly,
 ) -> Result<Response, ApiError> {
-    let (s, _) = visible_order(app, identity, raw).await?;
+    let id = order_id(raw)?;
+    let s = stream(OrderState::TYPE, id.as_str())?;
     single::<OrderState, _, _, _>(
         app,
         &ctx,
         s,
         StatusCode::OK,
-        |o| Ok(o.decide(&command)?),
+        |o| {
+            match &o.user_id {
+                Some(owner) if owner == &identity.user_id => {}
+                Some(_) if identity.admin && owner_only == OwnerOnly::No => {}
+                Some(_) if identity.admin => {
+                    return Err(ApiError::Forbidden(
+                        "only the shopper who placed the order pays it".into(),
+                    ));
+                }
+                _ => return Err(ApiError::NotFound(format!("order {raw} does not exist"))),
+            }
+            Ok(o.decide(&command)?)
+        },
         OrderView::of,
         none,
     )
@@ -655,12 +681,6 @@ pub async fn pay(
     PathParam(raw): PathParam,
     JsonBody(body): JsonBody<Payment>,
 ) -> Result<Response, ApiError> {
-    let (_, order) = visible_order(&app, &identity, &raw).await?;
-    if order.user_id.as_ref() != Some(&identity.user_id) {
-        return Err(ApiError::Forbidden(
-            "only the shopper who placed the order pays it".into(),
-        ));
-    }
     let ctx = ctx(&identity, correlation, idem.map(|e| e.0));
     order_command(
         &app,
@@ -670,6 +690,7 @@ pub async fn pay(
         OrderCommand::Pay {
             amount_cents: body.amount_cents,
         },
+        OwnerOnly::Yes,
     )
     .await
 }
@@ -697,6 +718,7 @@ pub async fn cancel(
         ctx,
         &raw,
         OrderCommand::Cancel { reason, by },
+        OwnerOnly::No,
     )
     .await
 }
@@ -721,7 +743,7 @@ pub async fn ship(
         carrier: body.carrier,
         tracking_number: body.tracking_number,
     };
-    order_command(&app, &identity, ctx, &raw, command).await
+    order_command(&app, &identity, ctx, &raw, command, OwnerOnly::No).await
 }
 
 /// Record the delivery of a shipped order (admin).
@@ -739,7 +761,15 @@ pub async fn deliver(
 ) -> Result<Response, ApiError> {
     identity.require_admin()?;
     let ctx = ctx(&identity, correlation, idem.map(|e| e.0));
-    order_command(&app, &identity, ctx, &raw, OrderCommand::Deliver).await
+    order_command(
+        &app,
+        &identity,
+        ctx,
+        &raw,
+        OrderCommand::Deliver,
+        OwnerOnly::No,
+    )
+    .await
 }
 
 // ---- admin --------------------------------------------------------------------
