@@ -161,7 +161,7 @@ async fn handle(app: AppState, request: Request, next: Next) -> Result<Response,
         .map_err(|e| ApiError::Internal(format!("cannot buffer the response: {e}")))?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    match record(&*app.state, &idem, parts.status, &value).await {
+    match app.state.put(idem.record(parts.status, &value)).await {
         Ok(()) => {}
         Err(StoreError::ConditionFailed { .. }) => return idem.replay(&*app.state).await,
         Err(e) => return Err(e.into()),
@@ -172,15 +172,6 @@ async fn handle(app: AppState, request: Request, next: Next) -> Result<Response,
         .entry(header::CONTENT_TYPE)
         .or_insert(HeaderValue::from_static("application/json"));
     Ok(response)
-}
-
-async fn record(
-    state: &dyn StateStore,
-    idem: &IdempotencyKey,
-    status: StatusCode,
-    body: &serde_json::Value,
-) -> Result<(), StoreError> {
-    state.put(idem.record(status, body)).await
 }
 
 #[cfg(test)]

@@ -151,6 +151,40 @@ fn index(pk: String, sk: String) -> StateWrite {
     }
 }
 
+/// The views of every aggregate named in an index partition (sort key = the
+/// aggregate's id), loaded 16 at a time; ids whose aggregate does not exist
+/// (yet) are left out.
+async fn index_views<A: Aggregate, V>(
+    app: &AppState,
+    pk: &str,
+    view: impl Fn(&A) -> Option<V>,
+) -> Result<Vec<V>, ApiError> {
+    let ids: Vec<String> = app
+        .state
+        .query(pk)
+        .await?
+        .into_iter()
+        .map(|i| i.sk)
+        .collect();
+    let loaded: Vec<Result<A, ApiError>> = futures::stream::iter(ids)
+        .map(|id| {
+            let app = app.clone();
+            async move {
+                Ok(load_aggregate::<A>(&app, &stream(A::TYPE, &id)?)
+                    .await?
+                    .state)
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    let mut out = Vec::new();
+    for state in loaded {
+        out.extend(view(&state?));
+    }
+    Ok(out)
+}
+
 // ---- health -------------------------------------------------------------------
 
 /// Liveness.
@@ -223,29 +257,9 @@ async fn load_product(app: &AppState, sku: &Sku) -> Result<ProductState, ApiErro
 pub async fn list_products(
     State(app): State<AppState>,
 ) -> Result<Json<Vec<ProductView>>, ApiError> {
-    let skus: Vec<String> = app
-        .state
-        .query("catalog")
-        .await?
-        .into_iter()
-        .map(|i| i.sk)
-        .collect();
-    let loaded: Vec<Result<Option<ProductView>, ApiError>> = futures::stream::iter(skus)
-        .map(|s| {
-            let app = app.clone();
-            async move {
-                let sku = sku(&s)?;
-                Ok(ProductView::of(&load_product(&app, &sku).await?))
-            }
-        })
-        .buffered(16)
-        .collect()
-        .await;
-    let mut out = Vec::new();
-    for view in loaded {
-        out.extend(view?);
-    }
-    Ok(Json(out))
+    Ok(Json(
+        index_views::<ProductState, _>(&app, "catalog", ProductView::of).await?,
+    ))
 }
 
 /// One product.
@@ -574,30 +588,7 @@ pub async fn list_orders(
     } else {
         format!("orders#{}", identity.user_id)
     };
-    let ids: Vec<String> = app
-        .state
-        .query(&pk)
-        .await?
-        .into_iter()
-        .map(|i| i.sk)
-        .collect();
-    let loaded: Vec<Result<Option<OrderView>, ApiError>> = futures::stream::iter(ids)
-        .map(|id| {
-            let app = app.clone();
-            async move {
-                let s = stream(OrderState::TYPE, &id)?;
-                Ok(OrderView::of(
-                    &load_aggregate::<OrderState>(&app, &s).await?.state,
-                ))
-            }
-        })
-        .buffered(16)
-        .collect()
-        .await;
-    let mut out = Vec::new();
-    for view in loaded {
-        out.extend(view?);
-    }
+    let mut out = index_views::<OrderState, _>(&app, &pk, OrderView::of).await?;
     out.sort_by(|a, b| {
         b.created_at
             .cmp(&a.created_at)
