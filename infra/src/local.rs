@@ -347,7 +347,7 @@ impl LocalRuntime {
             .merge(
                 Router::new()
                     .route("/_local/events/count", get(event_counts))
-                    .with_state(self.store.clone()),
+                    .with_state((self.store.clone(), self.queues.clone())),
             );
         local.merge(api)
     }
@@ -465,8 +465,10 @@ async fn clear_fault(
 
 /// How many events are stored: all of them, and those a request appended
 /// (actor not `system:*`), which the schemathesis run compares around every
-/// refused request.
-async fn event_counts(State(store): State<SqliteStore>) -> Json<serde_json::Value> {
+/// refused request; and how far the feed has published, which tests wait on.
+async fn event_counts(
+    State((store, queues)): State<(SqliteStore, Queues)>,
+) -> Json<serde_json::Value> {
     let (mut all, mut by_requests, mut position) = (0u64, 0u64, 0u64);
     while let Ok(page) = store.read_after(position, 5000).await {
         let Some(last) = page.last() else { break };
@@ -477,7 +479,14 @@ async fn event_counts(State(store): State<SqliteStore>) -> Json<serde_json::Valu
             .filter(|l| !l.envelope.actor.starts_with("system:"))
             .count() as u64;
     }
-    Json(serde_json::json!({ "events": all, "appendedByRequests": by_requests }))
+    // How far the feed has published: equal to lastPosition once every event is in the queues.
+    let published = queues.cursor(FEED_CURSOR).unwrap_or(0);
+    Json(serde_json::json!({
+        "events": all,
+        "appendedByRequests": by_requests,
+        "lastPosition": position,
+        "published": published,
+    }))
 }
 
 type QueueNames = Arc<BTreeMap<String, (String, Option<String>)>>;

@@ -189,9 +189,15 @@ where
     }
 }
 
-/// Waits until every handler queue is empty (the system is quiet).
+/// Waits until the feed has published every stored event and every handler
+/// queue is empty (the system is quiet). Empty queues alone are not enough:
+/// an event just appended may not have reached them yet.
 pub async fn quiet(client: &Client) {
     eventually(60, "all handler queues drained", || async {
+        let (_, counts) = client.send("GET", "/_local/events/count", None, None).await;
+        if counts["published"] != counts["lastPosition"] {
+            return None;
+        }
         let (_, depths) = client.send("GET", "/_local/queues", None, None).await;
         let busy = depths
             .as_object()?
