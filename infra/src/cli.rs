@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use storefront_domain::{EventEnvelope, StreamId};
 use storefront_store::{EventLog, EventStore, StoreError};
 
+use crate::aws_mode::{AwsOptions, AwsRuntime};
 use crate::local::{LocalRuntime, Options};
 
 /// The storefront's local runtime and operator CLI.
@@ -141,9 +142,27 @@ pub struct DevArgs {
     /// Run the sweeper this often instead of the template's schedule (e.g. 2s).
     #[arg(long)]
     pub sweep_every: Option<humantime::Duration>,
-    /// The first redelivery delay after a handler failure; later ones double.
-    #[arg(long, default_value = "200ms")]
-    pub retry_base: humantime::Duration,
+    /// The first redelivery delay after a handler failure; later ones double
+    /// [default: 200ms embedded; with --aws, failed messages wait out the
+    /// queue's visibility timeout unless this is given].
+    #[arg(long)]
+    pub retry_base: Option<humantime::Duration>,
+    /// AWS mode: play only the Lambda service against a deployed stack (its
+    /// tables, stream, bus, rules and queues), instead of the embedded SQLite
+    /// stand-ins.
+    #[arg(long)]
+    pub aws: bool,
+    /// With --aws: the CloudFormation stack to read the names from
+    /// (otherwise EVENTS_TABLE, STATE_TABLE and EVENT_BUS_NAME from the environment).
+    #[arg(long, env = "STOREFRONT_STACK", requires = "aws")]
+    pub stack: Option<String>,
+    /// With --aws and no --stack: the deployed stage (the queues are named after it).
+    #[arg(long, env = "STOREFRONT_STAGE", default_value = "dev")]
+    pub stage: String,
+    /// With --aws: send every AWS call to this endpoint (a moto server on
+    /// loopback) with test credentials; otherwise the SDK's own configuration.
+    #[arg(long, env = "STOREFRONT_AWS_ENDPOINT", requires = "aws")]
+    pub endpoint: Option<String>,
 }
 
 impl Default for DevArgs {
@@ -153,7 +172,11 @@ impl Default for DevArgs {
             host: IpAddr::from([127, 0, 0, 1]),
             log_format: LogFormat::Pretty,
             sweep_every: None,
-            retry_base: Duration::from_millis(200).into(),
+            retry_base: None,
+            aws: false,
+            stack: None,
+            stage: "dev".to_owned(),
+            endpoint: None,
         }
     }
 }
@@ -186,7 +209,21 @@ fn options(cli: &Cli, dev: &DevArgs) -> Options {
         data: cli.data.clone(),
         template: cli.template.clone(),
         sweep_every: dev.sweep_every.map(Into::into),
-        retry_base: dev.retry_base.into(),
+        retry_base: dev
+            .retry_base
+            .map_or(Duration::from_millis(200), Into::into),
+    }
+}
+
+fn aws_options(cli: &Cli, dev: &DevArgs) -> AwsOptions {
+    AwsOptions {
+        data: cli.data.clone(),
+        template: cli.template.clone(),
+        endpoint: dev.endpoint.clone(),
+        stack: dev.stack.clone(),
+        stage: dev.stage.clone(),
+        sweep_every: dev.sweep_every.map(Into::into),
+        retry_base: dev.retry_base.map(Into::into),
     }
 }
 
@@ -252,13 +289,31 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
             "cannot listen on {addr}: {e}; pass --port N (or STOREFRONT_PORT) or stop whatever uses it"
         ))
     })?;
-    let runtime = LocalRuntime::build(options(cli, args))?;
     let bound = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
-    let example = runtime
-        .keys
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if args.aws {
+        let runtime = AwsRuntime::build(aws_options(cli, args)).await?;
+        banner(&runtime.describe(bound), &runtime.keys, bound)?;
+        runtime.serve(listener, shutdown).await?;
+    } else {
+        let runtime = LocalRuntime::build(options(cli, args))?;
+        banner(&runtime.describe(bound), &runtime.keys, bound)?;
+        runtime.serve(listener, shutdown).await?;
+    }
+    Ok(())
+}
+
+fn banner(
+    description: &str,
+    keys: &crate::auth::DevKeys,
+    bound: SocketAddr,
+) -> Result<(), CliError> {
+    let example = keys
         .issue("alice", false, 12 * 3600)
         .map_err(|e| CliError(e.to_string()))?;
-    println!("{}", runtime.describe(bound));
+    println!("{description}");
     println!(
         "Try it (a token for alice, valid 12h; `storefront token --user NAME [--admin]` makes more):"
     );
@@ -271,11 +326,6 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     );
     println!();
     println!("listening on http://{bound}");
-    runtime
-        .serve(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
     Ok(())
 }
 

@@ -10,6 +10,8 @@
 //!
 //! ## Layout
 //! - [`local`]: the runtime: HTTP, feed, workers, sweeper.
+//! - [`aws_mode`]: `storefront dev --aws`: the same functions against a
+//!   deployed stack, playing only the Lambda service (stream and queue pollers).
 //! - [`queues`]: durable local queues with SQS semantics.
 //! - [`auth`]: dev tokens and the layer standing in for the JWT authorizer.
 //! - [`cli`]: the commands.
@@ -19,6 +21,7 @@
 
 pub mod auth;
 pub mod aws_dlq;
+pub mod aws_mode;
 pub mod cli;
 pub mod local;
 pub mod queues;

@@ -150,12 +150,21 @@ fn resolve(value: &EnvValue, template: &Template) -> String {
     }
 }
 
-/// The environment a function gets, as a [`Config`].
+/// The environment a function gets locally, as a [`Config`].
 pub fn function_config(template: &Template, function: &storefront_template::Function) -> Config {
+    function_config_with(function, &|v| resolve(v, template))
+}
+
+/// The environment a function gets, its references resolved by `resolve`
+/// (local names, or a deployed stack's physical names).
+pub fn function_config_with(
+    function: &storefront_template::Function,
+    resolve: &dyn Fn(&EnvValue) -> String,
+) -> Config {
     let mut pairs: Vec<(String, String)> = function
         .environment
         .iter()
-        .map(|(k, v)| (k.clone(), resolve(v, template)))
+        .map(|(k, v)| (k.clone(), resolve(v)))
         .collect();
     pairs.push(("STOREFRONT_FUNCTION".into(), function.logical_id.clone()));
     Config::from_pairs(pairs)
@@ -165,6 +174,7 @@ fn handler_for(
     binary: &str,
     config: &Config,
     stores: &Stores,
+    notifier: &Arc<dyn storefront_notification::Notifier>,
 ) -> Result<Option<Arc<dyn EventHandler>>, String> {
     let number =
         |name: &'static str, default: u64| config.number(name, default).map_err(|e| e.to_string());
@@ -179,15 +189,129 @@ fn handler_for(
         "storefront-cart" => Arc::new(storefront_cart::CartViews::new(stores.clone())),
         "storefront-notification" => Arc::new(storefront_notification::Notifications::new(
             stores.clone(),
-            Arc::new(storefront_notification::OutboxNotifier::new(
-                stores.state.clone(),
-            )),
+            notifier.clone(),
         )),
         "storefront-audit" => Arc::new(storefront_audit::Audit::new(stores.clone())),
         "storefront-analytics" => Arc::new(storefront_analytics::Analytics::new(stores.clone())),
         "storefront-user" => Arc::new(storefront_user::Users::new(stores.clone())),
         _ => return Ok(None),
     }))
+}
+
+/// What the template wires, whatever the stores: the API function, the
+/// handlers with their queues, the sweeper and the publisher's stream source.
+pub struct Wiring {
+    /// The API function's logical id.
+    pub api_function: String,
+    /// Handlers and their wiring.
+    pub handlers: Vec<Wired>,
+    /// The sweeper and how often it runs.
+    pub sweeper: Option<(storefront_cart_sweeper::Sweeper, Duration)>,
+    /// The publisher function and its DynamoDB stream event source.
+    pub publisher: (
+        storefront_template::Function,
+        storefront_template::model::StreamSource,
+    ),
+}
+
+/// Wires every function of `template` onto `stores`; `resolve` gives the
+/// value of an environment reference, `notifier` sends the notifications.
+pub fn wire(
+    template: &Template,
+    sweep_every: Option<Duration>,
+    resolve: &dyn Fn(&EnvValue) -> String,
+    stores: &Stores,
+    notifier: &Arc<dyn storefront_notification::Notifier>,
+) -> Result<Wiring, RuntimeError> {
+    let mut handlers = Vec::new();
+    let mut sweeper = None;
+    let mut api_function = None;
+    let mut publisher = None;
+    for f in template.functions.values() {
+        let config = function_config_with(f, resolve);
+        match f.binary.as_str() {
+            "storefront-api" => api_function = Some(f.logical_id.clone()),
+            "storefront-publisher" => {
+                let source = f.streams.first().ok_or_else(|| {
+                    RuntimeError::Template(format!(
+                        "{} has no DynamoDB stream event source",
+                        f.logical_id
+                    ))
+                })?;
+                publisher = Some((f.clone(), source.clone()));
+            }
+            "storefront-cart-sweeper" => {
+                let every = match (&sweep_every, f.schedules.first()) {
+                    (Some(d), _) => *d,
+                    (None, Some(expr)) => Duration::from_secs(rate_seconds(expr).ok_or_else(|| {
+                        RuntimeError::Template(format!("{}: schedule {expr:?} is not a rate(...) the local runtime can run", f.logical_id))
+                    })?),
+                    (None, None) => return Err(RuntimeError::Template(format!("{} has no schedule", f.logical_id))),
+                };
+                let minutes = |name: &'static str, default: u64| {
+                    config
+                        .number(name, default)
+                        .map(|m| Duration::from_secs(m * 60))
+                        .map_err(|e| RuntimeError::Template(e.to_string()))
+                };
+                sweeper = Some((
+                    storefront_cart_sweeper::Sweeper::new(
+                        stores.clone(),
+                        minutes("CART_IDLE_MINUTES", 60)?,
+                        minutes("PAYMENT_TIMEOUT_MINUTES", 30)?,
+                    ),
+                    every,
+                ));
+            }
+            binary => {
+                let handler = handler_for(binary, &config, stores, notifier)
+                    .map_err(|e| RuntimeError::Template(format!("{}: {e}", f.logical_id)))?
+                    .ok_or_else(|| {
+                        RuntimeError::Template(format!(
+                            "{} is built from `{binary}`, which the local runtime does not know",
+                            f.logical_id
+                        ))
+                    })?;
+                let source = f.sqs.first().ok_or_else(|| {
+                    RuntimeError::Template(format!("{} has no SQS event source", f.logical_id))
+                })?;
+                let queue = template.queues.get(&source.queue).ok_or_else(|| {
+                    RuntimeError::Template(format!(
+                        "{}: queue {} is not in the template",
+                        f.logical_id, source.queue
+                    ))
+                })?;
+                handlers.push(Wired {
+                    name: handler.name(),
+                    function: f.logical_id.clone(),
+                    queue: queue.logical_id.clone(),
+                    redrive: queue.redrive.as_ref().map(|(dlq, max)| Redrive {
+                        dlq: dlq.clone(),
+                        max_receive_count: *max,
+                    }),
+                    visibility: Duration::from_secs(queue.visibility_timeout),
+                    batch_size: source.batch_size,
+                    rules: template
+                        .rules_for_queue(&queue.logical_id)
+                        .iter()
+                        .map(|r| r.logical_id.clone())
+                        .collect(),
+                    handler,
+                });
+            }
+        }
+    }
+    let api_function = api_function
+        .ok_or_else(|| RuntimeError::Template("no function is built from storefront-api".into()))?;
+    let publisher = publisher.ok_or_else(|| {
+        RuntimeError::Template("no function is built from storefront-publisher".into())
+    })?;
+    Ok(Wiring {
+        api_function,
+        handlers,
+        sweeper,
+        publisher,
+    })
 }
 
 impl LocalRuntime {
@@ -214,84 +338,21 @@ impl LocalRuntime {
         let rules =
             Rules::from_template(&template).map_err(|e| RuntimeError::Template(e.to_string()))?;
 
-        let mut handlers = Vec::new();
-        let mut sweeper = None;
-        let mut api_function = None;
-        let mut publisher = false;
-        for f in template.functions.values() {
-            let config = function_config(&template, f);
-            match f.binary.as_str() {
-                "storefront-api" => api_function = Some(f.logical_id.clone()),
-                "storefront-publisher" => publisher = true,
-                "storefront-cart-sweeper" => {
-                    let every = match (&options.sweep_every, f.schedules.first()) {
-                        (Some(d), _) => *d,
-                        (None, Some(expr)) => Duration::from_secs(rate_seconds(expr).ok_or_else(|| {
-                            RuntimeError::Template(format!("{}: schedule {expr:?} is not a rate(...) the local runtime can run", f.logical_id))
-                        })?),
-                        (None, None) => return Err(RuntimeError::Template(format!("{} has no schedule", f.logical_id))),
-                    };
-                    let minutes = |name: &'static str, default: u64| {
-                        config
-                            .number(name, default)
-                            .map(|m| Duration::from_secs(m * 60))
-                            .map_err(|e| RuntimeError::Template(e.to_string()))
-                    };
-                    sweeper = Some((
-                        storefront_cart_sweeper::Sweeper::new(
-                            stores.clone(),
-                            minutes("CART_IDLE_MINUTES", 60)?,
-                            minutes("PAYMENT_TIMEOUT_MINUTES", 30)?,
-                        ),
-                        every,
-                    ));
-                }
-                binary => {
-                    let handler = handler_for(binary, &config, &stores)
-                        .map_err(|e| RuntimeError::Template(format!("{}: {e}", f.logical_id)))?
-                        .ok_or_else(|| {
-                            RuntimeError::Template(format!(
-                                "{} is built from `{binary}`, which the local runtime does not know",
-                                f.logical_id
-                            ))
-                        })?;
-                    let source = f.sqs.first().ok_or_else(|| {
-                        RuntimeError::Template(format!("{} has no SQS event source", f.logical_id))
-                    })?;
-                    let queue = template.queues.get(&source.queue).ok_or_else(|| {
-                        RuntimeError::Template(format!(
-                            "{}: queue {} is not in the template",
-                            f.logical_id, source.queue
-                        ))
-                    })?;
-                    handlers.push(Wired {
-                        name: handler.name(),
-                        function: f.logical_id.clone(),
-                        queue: queue.logical_id.clone(),
-                        redrive: queue.redrive.as_ref().map(|(dlq, max)| Redrive {
-                            dlq: dlq.clone(),
-                            max_receive_count: *max,
-                        }),
-                        visibility: Duration::from_secs(queue.visibility_timeout),
-                        batch_size: source.batch_size,
-                        rules: template
-                            .rules_for_queue(&queue.logical_id)
-                            .iter()
-                            .map(|r| r.logical_id.clone())
-                            .collect(),
-                        handler,
-                    });
-                }
-            }
-        }
-        let api_function = api_function.ok_or_else(|| {
-            RuntimeError::Template("no function is built from storefront-api".into())
-        })?;
-        if !publisher {
-            return Err(RuntimeError::Template(
-                "no function is built from storefront-publisher".into(),
-            ));
-        }
+        let notifier: Arc<dyn storefront_notification::Notifier> = Arc::new(
+            storefront_notification::OutboxNotifier::new(stores.state.clone()),
+        );
+        let Wiring {
+            api_function,
+            handlers,
+            sweeper,
+            ..
+        } = wire(
+            &template,
+            options.sweep_every,
+            &|v| resolve(v, &template),
+            &stores,
+            &notifier,
+        )?;
         Ok(LocalRuntime {
             store,
             stores,
@@ -332,13 +393,7 @@ impl LocalRuntime {
                 )
             })
             .collect();
-        let local = Router::new()
-            .route("/_local/faults", get(list_faults))
-            .route(
-                "/_local/faults/{handler}",
-                put(set_fault).delete(clear_fault),
-            )
-            .with_state(self.faults.clone())
+        let local = faults_router(self.faults.clone())
             .merge(
                 Router::new()
                     .route("/_local/queues", get(queue_depths))
@@ -347,6 +402,7 @@ impl LocalRuntime {
             .merge(
                 Router::new()
                     .route("/_local/events/count", get(event_counts))
+                    .route("/_local/feed/rewind", axum::routing::post(rewind_feed))
                     .with_state((self.store.clone(), self.queues.clone())),
             );
         local.merge(api)
@@ -434,6 +490,17 @@ impl LocalRuntime {
     }
 }
 
+/// `/_local/faults`: list, set and clear the fault switch of a handler.
+pub(crate) fn faults_router(faults: Faults) -> Router {
+    Router::new()
+        .route("/_local/faults", get(list_faults))
+        .route(
+            "/_local/faults/{handler}",
+            put(set_fault).delete(clear_fault),
+        )
+        .with_state(faults)
+}
+
 async fn list_faults(State(faults): State<Faults>) -> Json<Vec<String>> {
     let mut list: Vec<String> = faults
         .lock()
@@ -487,6 +554,18 @@ async fn event_counts(
         "lastPosition": position,
         "published": published,
     }))
+}
+
+/// Moves the feed back to the start of the log: every event is published
+/// again and every handler receives it a second time (the duplicate-delivery
+/// drill; handlers must not double any effect).
+async fn rewind_feed(
+    State((_, queues)): State<(SqliteStore, Queues)>,
+) -> Result<Json<serde_json::Value>, (axum::http::StatusCode, String)> {
+    blocking(move || queues.enqueue_and_advance(&[], FEED_CURSOR, 0))
+        .await
+        .map_err(|e| (axum::http::StatusCode::SERVICE_UNAVAILABLE, e))?;
+    Ok(Json(serde_json::json!({"rewound": true})))
 }
 
 type QueueNames = Arc<BTreeMap<String, (String, Option<String>)>>;
@@ -745,10 +824,14 @@ async fn work_once(runtime: &LocalRuntime, w: &Wired) -> Result<usize, String> {
 }
 
 async fn sweep(runtime: Arc<LocalRuntime>) {
-    let Some((sweeper, every)) = &runtime.sweeper else {
-        return;
-    };
-    let mut ticker = tokio::time::interval(*every);
+    if let Some((sweeper, every)) = &runtime.sweeper {
+        run_sweeper(sweeper, *every).await;
+    }
+}
+
+/// Runs `sweeper` every `every`, as its schedule rule would, forever.
+pub(crate) async fn run_sweeper(sweeper: &storefront_cart_sweeper::Sweeper, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
     loop {
         ticker.tick().await;
