@@ -62,6 +62,9 @@ PY
 export STOREFRONT_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
 # The same moto serves EventBridge and SQS for the publisher's suite.
 export STOREFRONT_AWS_ENDPOINT="$STOREFRONT_DYNAMODB_ENDPOINT"
+# The AWS-path end-to-end tests deploy template.yaml to that moto with
+# scripts/deploy_moto.py, which needs this venv (aws-sam-translator, boto3).
+export STOREFRONT_PYTHON="$PWD/$VENV/bin/python"
 echo "moto at $STOREFRONT_AWS_ENDPOINT (log: target/moto.log)"
 
 step "template.yaml: cfn-lint and sam validate --lint (offline)"

@@ -1320,9 +1320,22 @@ async fn aws_event_counts(
 
 /// Moves the stream mapping back to the trim horizon: every event is
 /// published again (the duplicate-delivery drill).
-async fn aws_rewind_feed(State(rt): State<Arc<AwsRuntime>>) -> Json<serde_json::Value> {
+///
+/// Answers once the poller has taken the request (its count of published
+/// records is back at zero), so a caller can then wait for it to catch up.
+async fn aws_rewind_feed(
+    State(rt): State<Arc<AwsRuntime>>,
+) -> Result<Json<serde_json::Value>, Failure> {
     rt.stream.rewind.store(true, Ordering::SeqCst);
-    Json(serde_json::json!({"rewound": true}))
+    for _ in 0..1000 {
+        if !rt.stream.rewind.load(Ordering::SeqCst) {
+            return Ok(Json(serde_json::json!({"rewound": true})));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(unavailable(
+        "the stream poller did not take the rewind within 10 s; see the runtime's log".into(),
+    ))
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ pub const CONSUMES: &[EventType] = &[
     EventType::OrderConfirmed,
     EventType::OrderRejected,
     EventType::OrderPaid,
+    EventType::OrderFulfillmentRequested,
     EventType::OrderShipped,
     EventType::OrderDelivered,
     EventType::OrderCancelled,

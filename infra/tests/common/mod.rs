@@ -14,6 +14,71 @@ pub struct Runtime {
     pub child: Child,
     pub base: String,
     pub data: PathBuf,
+    /// The stack, in AWS mode.
+    pub aws: Option<Stack>,
+}
+
+/// A stack deployed on moto by scripts/deploy_moto.py.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub endpoint: String,
+    pub name: String,
+    pub stage: String,
+    pub events_table: String,
+    pub state_table: String,
+}
+
+/// moto's URL, set by `make test`.
+pub fn aws_endpoint() -> String {
+    ["STOREFRONT_AWS_ENDPOINT", "STOREFRONT_DYNAMODB_ENDPOINT"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|e| !e.is_empty()))
+        .expect(
+            "STOREFRONT_AWS_ENDPOINT is not set: run `make test`, which starts moto on 127.0.0.1",
+        )
+}
+
+/// Deploys template.yaml on moto as a fresh stack (its own stage, so its
+/// own tables, bus, rules and queues) and reads back the physical names.
+pub fn deploy(prefix: &str) -> Stack {
+    let endpoint = aws_endpoint();
+    let python = std::env::var("STOREFRONT_PYTHON").expect(
+        "STOREFRONT_PYTHON is not set: run `make test`, whose venv has aws-sam-translator and boto3",
+    );
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let stage = format!(
+        "{prefix}{:x}{:x}",
+        std::process::id() % 0xfff,
+        nanos % 0xfffff
+    );
+    let out = Command::new(&python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/deploy_moto.py"))
+        .args(["--endpoint", &endpoint, "--stage", &stage, "--template"])
+        .arg(template())
+        .output()
+        .expect("run scripts/deploy_moto.py");
+    assert!(
+        out.status.success(),
+        "deploy_moto.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deployed: Value = serde_json::from_slice(&out.stdout).expect("deploy_moto.py prints JSON");
+    let output = |k: &str| {
+        deployed["outputs"][k]
+            .as_str()
+            .unwrap_or_else(|| panic!("output {k} in {deployed}"))
+            .to_owned()
+    };
+    Stack {
+        endpoint,
+        name: deployed["stack"].as_str().expect("stack").to_owned(),
+        stage,
+        events_table: output("EventsTableName"),
+        state_table: output("StateTableName"),
+    }
 }
 
 pub fn template() -> PathBuf {
@@ -23,16 +88,40 @@ pub fn template() -> PathBuf {
 impl Runtime {
     /// Starts `storefront dev` on port 0 over `data`, with fast redelivery, and waits until it listens.
     pub fn start(data: &Path) -> Runtime {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_storefront"))
-            .args([
-                "dev",
-                "--port",
-                "0",
-                "--retry-base",
-                "20ms",
-                "--log-format",
-                "json",
-            ])
+        Runtime::spawn(data, None)
+    }
+
+    /// Starts `storefront dev --aws` against `stack` on moto, with fast redelivery.
+    pub fn start_aws(data: &Path, stack: &Stack) -> Runtime {
+        Runtime::spawn(data, Some(stack.clone()))
+    }
+
+    /// The embedded runtime, or the AWS mode on `stack`.
+    pub fn start_on(data: &Path, stack: Option<&Stack>) -> Runtime {
+        Runtime::spawn(data, stack.cloned())
+    }
+
+    fn spawn(data: &Path, aws: Option<Stack>) -> Runtime {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_storefront"));
+        command.args([
+            "dev",
+            "--port",
+            "0",
+            "--retry-base",
+            "20ms",
+            "--log-format",
+            "json",
+        ]);
+        if let Some(stack) = &aws {
+            command.args([
+                "--aws",
+                "--stack",
+                &stack.name,
+                "--endpoint",
+                &stack.endpoint,
+            ]);
+        }
+        let mut child = command
             .arg("--data")
             .arg(data)
             .arg("--template")
@@ -66,7 +155,126 @@ impl Runtime {
             child,
             base,
             data: data.to_path_buf(),
+            aws,
         }
+    }
+
+    /// Whether this is the embedded runtime (SQLite), not the AWS mode.
+    pub fn embedded(&self) -> bool {
+        self.aws.is_none()
+    }
+
+    /// The stores the runtime writes to: SQLite in the data folder, or the stack's tables.
+    pub fn stores(&self) -> storefront_runtime::Stores {
+        match &self.aws {
+            None => storefront_runtime::Stores::from(
+                storefront_store::sqlite::SqliteStore::open(self.data.join("events.db"))
+                    .expect("open events.db"),
+            ),
+            Some(stack) => storefront_runtime::Stores::from(self.dynamo(stack)),
+        }
+    }
+
+    fn dynamo(&self, stack: &Stack) -> storefront_store::dynamodb::DynamoStore {
+        let sdk = storefront_runtime::aws::local_config(&stack.endpoint);
+        storefront_store::dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            storefront_store::dynamodb::TableNames {
+                events: stack.events_table.clone(),
+                state: stack.state_table.clone(),
+            },
+        )
+    }
+
+    /// Every stored event, ordered by stream and version.
+    pub async fn events(&self) -> Vec<storefront_domain::EventEnvelope> {
+        let mut all: Vec<storefront_domain::EventEnvelope> = match &self.aws {
+            None => {
+                use storefront_store::EventLog;
+                storefront_store::sqlite::SqliteStore::open(self.data.join("events.db"))
+                    .expect("open events.db")
+                    .read_after(0, 10_000_000)
+                    .await
+                    .expect("read the log")
+                    .into_iter()
+                    .map(|l| l.envelope)
+                    .collect()
+            }
+            Some(stack) => {
+                let store = self.dynamo(stack);
+                let mut pages = store
+                    .client()
+                    .scan()
+                    .table_name(&stack.events_table)
+                    .into_paginator()
+                    .items()
+                    .send();
+                let mut out = Vec::new();
+                while let Some(item) = pages.next().await {
+                    out.push(
+                        storefront_store::dynamodb::item_to_event(&item.expect("scan events"))
+                            .expect("event item"),
+                    );
+                }
+                out
+            }
+        };
+        all.sort_by(|a, b| (&a.stream_id, a.version).cmp(&(&b.stream_id, b.version)));
+        all
+    }
+
+    /// Every state item (views, snapshots, idempotency records, ...), ordered by key.
+    pub async fn state(&self) -> Vec<storefront_store::StateItem> {
+        let mut all = match &self.aws {
+            None => {
+                let db = rusqlite::Connection::open(self.data.join("events.db")).expect("open");
+                let mut s = db
+                    .prepare("SELECT pk, sk, version, value, expires_at FROM state")
+                    .expect("prepare");
+                s.query_map([], |r| {
+                    Ok(storefront_store::StateItem {
+                        pk: r.get(0)?,
+                        sk: r.get(1)?,
+                        version: r.get::<_, i64>(2)? as u64,
+                        value: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or(Value::Null),
+                        expires_at: r.get(4)?,
+                    })
+                })
+                .expect("query")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("rows")
+            }
+            Some(stack) => {
+                let store = self.dynamo(stack);
+                let mut pages = store
+                    .client()
+                    .scan()
+                    .table_name(&stack.state_table)
+                    .into_paginator()
+                    .items()
+                    .send();
+                let mut out = Vec::new();
+                while let Some(item) = pages.next().await {
+                    out.push(
+                        storefront_store::dynamodb::item_to_state(&item.expect("scan state"))
+                            .expect("state item"),
+                    );
+                }
+                out
+            }
+        };
+        all.sort_by(|a, b| (&a.pk, &a.sk).cmp(&(&b.pk, &b.sk)));
+        all
+    }
+
+    /// `storefront dlq ...` against this runtime's queues (`--aws --stage` in AWS mode).
+    pub fn dlq(&self, args: &[&str]) -> (bool, String) {
+        let mut all = vec!["dlq"];
+        all.extend_from_slice(args);
+        if let Some(stack) = &self.aws {
+            all.extend_from_slice(&["--aws", "--stage", &stack.stage]);
+        }
+        self.cli(&all)
     }
 
     pub fn kill(mut self) {
@@ -83,7 +291,15 @@ impl Runtime {
 
     /// Runs a `storefront` CLI command against the same data folder.
     pub fn cli(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_storefront"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_storefront"));
+        if let Some(stack) = &self.aws {
+            command
+                .env("AWS_ENDPOINT_URL", &stack.endpoint)
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_REGION", "us-east-1");
+        }
+        let out = command
             .args(args)
             .arg("--data")
             .arg(&self.data)
@@ -191,11 +407,13 @@ where
 
 /// Waits until the feed has published every stored event and every handler
 /// queue is empty (the system is quiet). Empty queues alone are not enough:
-/// an event just appended may not have reached them yet.
+/// an event just appended may not have reached them yet; and a handler may
+/// append an event and delete its message between two looks, so the counts
+/// are read before and after the queues and must not have moved.
 pub async fn quiet(client: &Client) {
-    eventually(60, "all handler queues drained", || async {
-        let (_, counts) = client.send("GET", "/_local/events/count", None, None).await;
-        if counts["published"] != counts["lastPosition"] {
+    eventually(120, "all handler queues drained", || async {
+        let (_, before) = client.send("GET", "/_local/events/count", None, None).await;
+        if before["published"] != before["lastPosition"] {
             return None;
         }
         let (_, depths) = client.send("GET", "/_local/queues", None, None).await;
@@ -207,7 +425,11 @@ pub async fn quiet(client: &Client) {
             eprintln!("busy: {depths}");
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        (!busy).then_some(())
+        if busy {
+            return None;
+        }
+        let (_, after) = client.send("GET", "/_local/events/count", None, None).await;
+        (after == before).then_some(())
     })
     .await;
 }

@@ -167,7 +167,8 @@ fn state_to_item(i: &StateItem) -> Result<HashMap<String, AttributeValue>, Store
     Ok(item)
 }
 
-fn item_to_state(item: &HashMap<String, AttributeValue>) -> Result<StateItem, StoreError> {
+/// A state-table item as a [`StateItem`] (the inverse of what the adapter writes).
+pub fn item_to_state(item: &HashMap<String, AttributeValue>) -> Result<StateItem, StoreError> {
     const T: &str = "state";
     Ok(StateItem {
         pk: get_s(item, "pk", T)?.to_owned(),
