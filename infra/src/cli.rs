@@ -154,14 +154,14 @@ pub struct DevArgs {
     pub aws: bool,
     /// With --aws: the CloudFormation stack to read the names from
     /// (otherwise EVENTS_TABLE, STATE_TABLE and EVENT_BUS_NAME from the environment).
-    #[arg(long, env = "STOREFRONT_STACK", requires = "aws")]
+    #[arg(long, env = "STOREFRONT_STACK")]
     pub stack: Option<String>,
     /// With --aws and no --stack: the deployed stage (the queues are named after it).
     #[arg(long, env = "STOREFRONT_STAGE", default_value = "dev")]
     pub stage: String,
     /// With --aws: send every AWS call to this endpoint (a moto server on
     /// loopback) with test credentials; otherwise the SDK's own configuration.
-    #[arg(long, env = "STOREFRONT_AWS_ENDPOINT", requires = "aws")]
+    #[arg(long, requires = "aws")]
     pub endpoint: Option<String>,
 }
 
