@@ -6,7 +6,8 @@
 mod common;
 mod scenarios;
 
-use common::{Runtime, deploy};
+use common::{Client, Runtime, deploy, eventually, quiet};
+use serde_json::json;
 
 fn data() -> tempfile::TempDir {
     tempfile::tempdir().expect("data dir")
@@ -38,4 +39,101 @@ async fn duplicate_deliveries_on_aws() {
     let dir = data();
     let stack = deploy("d");
     scenarios::duplicate_deliveries(&Runtime::start_aws(dir.path(), &stack)).await;
+}
+
+/// A stream record the publisher can never publish (an item whose checksum
+/// does not match) is retried MaximumRetryAttempts times, then described on
+/// the publisher's on-failure destination (PublisherDLQ), and the stream
+/// moves on: an event appended afterwards reaches its handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpublishable_record_goes_to_the_publisher_dlq_and_the_stream_moves_on() {
+    let dir = data();
+    let stack = deploy("u");
+    let rt = Runtime::start_aws(dir.path(), &stack);
+    let c = Client::new(&rt.base);
+    let (admin, zoe) = (rt.token("root", true), rt.token("zoe", false));
+    c.ok(
+        "POST",
+        "/products",
+        Some(&admin),
+        Some(
+            json!({"sku": "PEN", "name": "Pen", "priceCents": 100, "currency": "EUR", "stock": 9}),
+        ),
+    )
+    .await;
+    quiet(&c).await;
+    // A copy of that event under another stream: its checksum no longer matches.
+    let sdk = storefront_runtime::aws::local_config(&stack.endpoint);
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let mut item = dynamo
+        .scan()
+        .table_name(&stack.events_table)
+        .send()
+        .await
+        .expect("scan")
+        .items()
+        .first()
+        .cloned()
+        .expect("the product event");
+    item.insert(
+        "pk".into(),
+        aws_sdk_dynamodb::types::AttributeValue::S("product#FORGED".into()),
+    );
+    dynamo
+        .put_item()
+        .table_name(&stack.events_table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("put the forged item");
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = sqs
+        .get_queue_url()
+        .queue_name(format!("storefront-{}-publisher-dlq", stack.stage))
+        .send()
+        .await
+        .expect("PublisherDLQ")
+        .queue_url
+        .expect("url");
+    let described = eventually(
+        120,
+        "the forged record described on PublisherDLQ",
+        || async {
+            let page = sqs
+                .receive_message()
+                .queue_url(&url)
+                .send()
+                .await
+                .expect("receive");
+            page.messages()
+                .first()
+                .and_then(|m| m.body())
+                .map(|b| serde_json::from_str::<serde_json::Value>(b).expect("JSON"))
+        },
+    )
+    .await;
+    let info = &described["DDBStreamBatchInfo"];
+    assert_eq!(info["batchSize"], 1, "{described}");
+    assert_eq!(info["startSequenceNumber"], info["endSequenceNumber"]);
+    assert_eq!(
+        described["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(described["requestContext"]["approximateInvokeCount"], 11);
+    // The stream moved on: a cart started now reaches analytics.
+    c.ok(
+        "POST",
+        "/cart/items",
+        Some(&zoe),
+        Some(json!({"sku": "PEN", "quantity": 1})),
+    )
+    .await;
+    eventually(60, "a later event handled", || async {
+        let stats = c.ok("GET", "/admin/stats", Some(&admin), None).await;
+        (stats["cartsStarted"] == 1).then_some(())
+    })
+    .await;
+    let (_, counts) = c.send("GET", "/_local/events/count", None, None).await;
+    assert_eq!(counts["undecodable"], 1, "{counts}");
+    assert_eq!(counts["published"], counts["lastPosition"], "{counts}");
 }
