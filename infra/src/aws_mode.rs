@@ -44,7 +44,7 @@ use storefront_api::{AppState, Settings};
 use storefront_publisher::image::insert_record;
 use storefront_publisher::{EventBridgeBus, Publisher};
 use storefront_runtime::aws::SdkConfig;
-use storefront_runtime::{Config, HandlerError, Stores};
+use storefront_runtime::{Config, Stores};
 use storefront_store::dynamodb::{DynamoStore, TableNames, item_to_event};
 use storefront_template::model::StreamSource;
 use storefront_template::{EnvValue, Router as Patterns, Template};
@@ -1131,29 +1131,7 @@ async fn poll_queue(rt: &AwsRuntime, index: usize) -> Result<usize, String> {
             record
         })
         .collect();
-    let faulty = rt
-        .faults
-        .lock()
-        .map(|f| f.contains(w.name))
-        .unwrap_or(false);
-    let handler = w.handler.clone();
-    let response = storefront_runtime::sqs::run_batch(w.name, event, |envelope| {
-        let handler = handler.clone();
-        async move {
-            if faulty {
-                return Err(HandlerError::Transient(
-                    "fault injected by the local runtime's test switch".into(),
-                ));
-            }
-            handler.handle(&envelope).await
-        }
-    })
-    .await;
-    let failed: std::collections::HashSet<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed = w.invoke(event, &rt.faults).await;
     let mut done = Vec::new();
     let mut retry = Vec::new();
     for (i, m) in messages.iter().enumerate() {

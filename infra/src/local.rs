@@ -83,10 +83,55 @@ pub struct Wired {
     pub visibility: Duration,
     /// Records per batch.
     pub batch_size: u32,
+    /// Whether the function reports partial batch failures (otherwise one
+    /// failure fails the whole batch).
+    pub report_batch_item_failures: bool,
     /// The rules that target the queue.
     pub rules: Vec<String>,
     /// The handler.
     pub handler: Arc<dyn EventHandler>,
+}
+
+impl Wired {
+    /// Runs one batch through the handler as Lambda's SQS event source
+    /// mapping does, honouring the fault switch; returns the ids of the
+    /// messages to leave for redelivery: those the handler reported, or the
+    /// whole batch if one failed and the function does not report item
+    /// failures.
+    pub(crate) async fn invoke(&self, event: SqsEvent, faults: &Faults) -> HashSet<String> {
+        let ids: Vec<String> = event
+            .records
+            .iter()
+            .filter_map(|r| r.message_id.clone())
+            .collect();
+        let faulty = faults
+            .lock()
+            .map(|f| f.contains(self.name))
+            .unwrap_or(false);
+        let handler = self.handler.clone();
+        let response = storefront_runtime::sqs::run_batch(self.name, event, |envelope| {
+            let handler = handler.clone();
+            async move {
+                if faulty {
+                    return Err(HandlerError::Transient(
+                        "fault injected by the local runtime's test switch".into(),
+                    ));
+                }
+                handler.handle(&envelope).await
+            }
+        })
+        .await;
+        let failed: HashSet<String> = response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        if failed.is_empty() || self.report_batch_item_failures {
+            failed
+        } else {
+            ids.into_iter().collect()
+        }
+    }
 }
 
 /// Handlers whose every delivery fails: a test switch that only the local
@@ -291,6 +336,7 @@ pub fn wire(
                     }),
                     visibility: Duration::from_secs(queue.visibility_timeout),
                     batch_size: source.batch_size,
+                    report_batch_item_failures: source.report_batch_item_failures,
                     rules: template
                         .rules_for_queue(&queue.logical_id)
                         .iter()
@@ -774,29 +820,7 @@ async fn work_once(runtime: &LocalRuntime, w: &Wired) -> Result<usize, String> {
             record
         })
         .collect();
-    let faulty = runtime
-        .faults
-        .lock()
-        .map(|f| f.contains(w.name))
-        .unwrap_or(false);
-    let handler = w.handler.clone();
-    let response = storefront_runtime::sqs::run_batch(w.name, event, |envelope| {
-        let handler = handler.clone();
-        async move {
-            if faulty {
-                return Err(HandlerError::Transient(
-                    "fault injected by the local runtime's test switch".into(),
-                ));
-            }
-            handler.handle(&envelope).await
-        }
-    })
-    .await;
-    let failed: HashSet<String> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
+    let failed = w.invoke(event, &runtime.faults).await;
     let done: Vec<i64> = received
         .iter()
         .filter(|m| !failed.contains(&m.message_id))

@@ -1,12 +1,14 @@
 //! The same end-to-end scenarios as e2e.rs, on the AWS path: each test
 //! deploys template.yaml as a fresh stack on moto (scripts/deploy_moto.py)
 //! and runs `storefront dev --aws` against it, so the events go through
-//! DynamoDB, its stream, EventBridge rules, SQS queues and their DLQs.
+//! DynamoDB, its stream, EventBridge rules, SQS queues and their DLQs. The
+//! tests take turns: one runtime's own concurrency is load enough for moto,
+//! whose DynamoDB fails transactions under concurrent writes.
 
 mod common;
 mod scenarios;
 
-use common::{Client, Runtime, deploy, eventually, quiet};
+use common::{Runtime, aws_slot, deploy, eventually, quiet};
 use serde_json::json;
 
 fn data() -> tempfile::TempDir {
@@ -15,6 +17,7 @@ fn data() -> tempfile::TempDir {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journey_on_aws() {
+    let _one_at_a_time = aws_slot().await;
     let dir = data();
     let stack = deploy("j");
     scenarios::journey(&Runtime::start_aws(dir.path(), &stack)).await;
@@ -22,6 +25,7 @@ async fn journey_on_aws() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overselling_race_on_aws() {
+    let _one_at_a_time = aws_slot().await;
     let dir = data();
     let stack = deploy("o");
     scenarios::overselling_race(&Runtime::start_aws(dir.path(), &stack)).await;
@@ -29,6 +33,7 @@ async fn overselling_race_on_aws() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_isolation_dlq_and_redrive_on_aws() {
+    let _one_at_a_time = aws_slot().await;
     let dir = data();
     let stack = deploy("f");
     scenarios::failure_isolation_dlq_and_redrive(&Runtime::start_aws(dir.path(), &stack)).await;
@@ -36,6 +41,7 @@ async fn failure_isolation_dlq_and_redrive_on_aws() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_deliveries_on_aws() {
+    let _one_at_a_time = aws_slot().await;
     let dir = data();
     let stack = deploy("d");
     scenarios::duplicate_deliveries(&Runtime::start_aws(dir.path(), &stack)).await;
@@ -47,10 +53,11 @@ async fn duplicate_deliveries_on_aws() {
 /// moves on: an event appended afterwards reaches its handler.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unpublishable_record_goes_to_the_publisher_dlq_and_the_stream_moves_on() {
+    let _one_at_a_time = aws_slot().await;
     let dir = data();
     let stack = deploy("u");
     let rt = Runtime::start_aws(dir.path(), &stack);
-    let c = Client::new(&rt.base);
+    let c = rt.client();
     let (admin, zoe) = (rt.token("root", true), rt.token("zoe", false));
     c.ok(
         "POST",
@@ -128,7 +135,7 @@ async fn unpublishable_record_goes_to_the_publisher_dlq_and_the_stream_moves_on(
         Some(json!({"sku": "PEN", "quantity": 1})),
     )
     .await;
-    eventually(60, "a later event handled", || async {
+    eventually(c.patience, "a later event handled", || async {
         let stats = c.ok("GET", "/admin/stats", Some(&admin), None).await;
         (stats["cartsStarted"] == 1).then_some(())
     })

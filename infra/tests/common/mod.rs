@@ -28,6 +28,32 @@ pub struct Stack {
     pub state_table: String,
 }
 
+/// Every item of a table of the stack.
+async fn scan(
+    stack: &Stack,
+    table: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let client =
+        aws_sdk_dynamodb::Client::new(&storefront_runtime::aws::local_config(&stack.endpoint));
+    let mut pages = client
+        .scan()
+        .table_name(table)
+        .into_paginator()
+        .items()
+        .send();
+    let mut out = Vec::new();
+    while let Some(item) = pages.next().await {
+        out.push(item.expect("scan"));
+    }
+    out
+}
+
+/// Held by an AWS-mode test while it runs, so they take turns on moto.
+pub async fn aws_slot() -> tokio::sync::MutexGuard<'static, ()> {
+    static SLOT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SLOT.lock().await
+}
+
 /// moto's URL, set by `make test`.
 pub fn aws_endpoint() -> String {
     ["STOREFRONT_AWS_ENDPOINT", "STOREFRONT_DYNAMODB_ENDPOINT"]
@@ -159,6 +185,22 @@ impl Runtime {
         }
     }
 
+    /// An HTTP client for this runtime (retrying a 503 in AWS mode, see [`Client`]).
+    pub fn client(&self) -> Client {
+        let mut client = Client::new(&self.base);
+        if self.aws.is_some() {
+            client.retry_unavailable = true;
+            client.patience = 300;
+            // A command on moto can take many seconds under load (every
+            // transaction copies the tables; the SDK retries its 500s).
+            client.http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("client");
+        }
+        client
+    }
+
     /// Whether this is the embedded runtime (SQLite), not the AWS mode.
     pub fn embedded(&self) -> bool {
         self.aws.is_none()
@@ -200,24 +242,11 @@ impl Runtime {
                     .map(|l| l.envelope)
                     .collect()
             }
-            Some(stack) => {
-                let store = self.dynamo(stack);
-                let mut pages = store
-                    .client()
-                    .scan()
-                    .table_name(&stack.events_table)
-                    .into_paginator()
-                    .items()
-                    .send();
-                let mut out = Vec::new();
-                while let Some(item) = pages.next().await {
-                    out.push(
-                        storefront_store::dynamodb::item_to_event(&item.expect("scan events"))
-                            .expect("event item"),
-                    );
-                }
-                out
-            }
+            Some(stack) => scan(stack, &stack.events_table)
+                .await
+                .iter()
+                .map(|i| storefront_store::dynamodb::item_to_event(i).expect("event item"))
+                .collect(),
         };
         all.sort_by(|a, b| (&a.stream_id, a.version).cmp(&(&b.stream_id, b.version)));
         all
@@ -244,24 +273,11 @@ impl Runtime {
                 .collect::<Result<Vec<_>, _>>()
                 .expect("rows")
             }
-            Some(stack) => {
-                let store = self.dynamo(stack);
-                let mut pages = store
-                    .client()
-                    .scan()
-                    .table_name(&stack.state_table)
-                    .into_paginator()
-                    .items()
-                    .send();
-                let mut out = Vec::new();
-                while let Some(item) = pages.next().await {
-                    out.push(
-                        storefront_store::dynamodb::item_to_state(&item.expect("scan state"))
-                            .expect("state item"),
-                    );
-                }
-                out
-            }
+            Some(stack) => scan(stack, &stack.state_table)
+                .await
+                .iter()
+                .map(|i| storefront_store::dynamodb::item_to_state(i).expect("state item"))
+                .collect(),
         };
         all.sort_by(|a, b| (&a.pk, &a.sk).cmp(&(&b.pk, &b.sk)));
         all
@@ -329,6 +345,15 @@ impl Drop for Runtime {
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,
+    /// Retry a 503 the way the API asks clients to: the same request with
+    /// the same Idempotency-Key, a moment later (AWS mode on moto, whose
+    /// DynamoDB fails TransactWriteItems with a 500 under concurrent writes
+    /// even after the SDK's retries).
+    pub retry_unavailable: bool,
+    /// How long to wait for the handlers to catch up, in seconds: moto is far
+    /// slower than SQLite (each transaction copies whole tables), so the AWS
+    /// mode gets more.
+    pub patience: u64,
 }
 
 impl Client {
@@ -339,6 +364,8 @@ impl Client {
                 .build()
                 .expect("client"),
             base: base.to_owned(),
+            retry_unavailable: false,
+            patience: 30,
         }
     }
 
@@ -363,17 +390,36 @@ impl Client {
         body: Option<Value>,
     ) -> Option<(u16, Value)> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut request = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
+        let key = (self.retry_unavailable && method == reqwest::Method::POST).then(|| {
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes).expect("random key");
+            hex::encode(bytes)
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{}{}", self.base, path));
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            if let Some(k) = &key {
+                request = request.header("Idempotency-Key", k);
+            }
+            if let Some(b) = &body {
+                request = request.json(b);
+            }
+            let response = request.send().await.ok()?;
+            let status = response.status().as_u16();
+            let value = response.json::<Value>().await.unwrap_or(Value::Null);
+            if status == 503 && self.retry_unavailable && attempt < 10 {
+                eprintln!("{path}: 503 ({value}); retrying, attempt {attempt}");
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                continue;
+            }
+            return Some((status, value));
         }
-        if let Some(b) = body {
-            request = request.json(&b);
-        }
-        let response = request.send().await.ok()?;
-        let status = response.status().as_u16();
-        let value = response.json::<Value>().await.unwrap_or(Value::Null);
-        Some((status, value))
     }
 
     pub async fn ok(
@@ -411,25 +457,29 @@ where
 /// append an event and delete its message between two looks, so the counts
 /// are read before and after the queues and must not have moved.
 pub async fn quiet(client: &Client) {
-    eventually(120, "all handler queues drained", || async {
-        let (_, before) = client.send("GET", "/_local/events/count", None, None).await;
-        if before["published"] != before["lastPosition"] {
-            return None;
-        }
-        let (_, depths) = client.send("GET", "/_local/queues", None, None).await;
-        let busy = depths
-            .as_object()?
-            .values()
-            .any(|d| d["queue"].as_u64() != Some(0));
-        if busy && std::env::var_os("E2E_DEBUG").is_some() {
-            eprintln!("busy: {depths}");
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-        if busy {
-            return None;
-        }
-        let (_, after) = client.send("GET", "/_local/events/count", None, None).await;
-        (after == before).then_some(())
-    })
+    eventually(
+        2 * client.patience,
+        "all handler queues drained",
+        || async {
+            let (_, before) = client.send("GET", "/_local/events/count", None, None).await;
+            if before["published"] != before["lastPosition"] {
+                return None;
+            }
+            let (_, depths) = client.send("GET", "/_local/queues", None, None).await;
+            let busy = depths
+                .as_object()?
+                .values()
+                .any(|d| d["queue"].as_u64() != Some(0));
+            if busy && std::env::var_os("E2E_DEBUG").is_some() {
+                eprintln!("busy: {depths}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            if busy {
+                return None;
+            }
+            let (_, after) = client.send("GET", "/_local/events/count", None, None).await;
+            (after == before).then_some(())
+        },
+    )
     .await;
 }

@@ -17,7 +17,7 @@ async fn order_status(c: &Client, token: &str, id: &str) -> String {
 }
 
 pub async fn settled_status(c: &Client, token: &str, id: &str) -> String {
-    eventually(60, "order leaves pending", || async {
+    eventually(c.patience, "order leaves pending", || async {
         let s = order_status(c, token, id).await;
         (s != "pending").then_some(s)
     })
@@ -27,7 +27,7 @@ pub async fn settled_status(c: &Client, token: &str, id: &str) -> String {
 /// The shopper journey over HTTP: products, two shoppers, confirmations, payment, shipment, delivery,
 /// a cancellation that releases stock; then stats, event history, notifications and `verify`.
 pub async fn journey(rt: &Runtime) {
-    let c = Client::new(&rt.base);
+    let c = rt.client();
     let (admin, alice, bob) = (
         rt.token("root", true),
         rt.token("alice", false),
@@ -89,7 +89,7 @@ pub async fn journey(rt: &Runtime) {
     )
     .await;
     // The warehouse ships once the saga has asked it to.
-    eventually(30, "fulfillment requested", || async {
+    eventually(c.patience, "fulfillment requested", || async {
         let h = c
             .ok(
                 "GET",
@@ -128,7 +128,7 @@ pub async fn journey(rt: &Runtime) {
         "shipped 2 left the shelf, bob's 4 released"
     );
 
-    let stats = eventually(30, "stats", || async {
+    let stats = eventually(c.patience, "stats", || async {
         let s = c.ok("GET", "/admin/stats", Some(&admin), None).await;
         (s["ordersByStatus"] == json!({"cancelled": 1, "delivered": 1})).then_some(s)
     })
@@ -239,7 +239,7 @@ pub async fn journey(rt: &Runtime) {
 
 /// 50 shoppers check out the last 10 units at once: exactly 10 confirmed, 40 rejected, none left.
 pub async fn overselling_race(rt: &Runtime) {
-    let c = Client::new(&rt.base);
+    let c = rt.client();
     let admin = rt.token("root", true);
     c.ok("POST", "/products", Some(&admin), Some(json!({"sku": "LAST", "name": "Last ones", "priceCents": 500, "currency": "EUR", "stock": 10}))).await;
     let shoppers: Vec<String> = (0..50).map(|i| rt.token(&format!("s{i}"), false)).collect();
@@ -282,7 +282,7 @@ pub async fn overselling_race(rt: &Runtime) {
 /// A failing handler retries, lands in its DLQ after maxReceiveCount, leaves the others unaffected,
 /// and `dlq redrive` after the fault is removed heals it with no duplicate effect.
 pub async fn failure_isolation_dlq_and_redrive(rt: &Runtime) {
-    let c = Client::new(&rt.base);
+    let c = rt.client();
     let (admin, carol) = (rt.token("root", true), rt.token("carol", false));
     c.ok("PUT", "/_local/faults/analytics", None, None).await;
     c.ok(
@@ -308,7 +308,7 @@ pub async fn failure_isolation_dlq_and_redrive(rt: &Runtime) {
     // The other handlers carry on.
     assert_eq!(settled_status(&c, &carol, &id).await, "confirmed");
     // analytics' messages go to its DLQ after 5 receives.
-    let dead = eventually(30, "analytics messages dead-lettered", || async {
+    let dead = eventually(c.patience, "analytics messages dead-lettered", || async {
         let d = c.ok("GET", "/_local/queues", None, None).await;
         (d["analytics"]["queue"] == 0 && d["analytics"]["dlq"].as_u64() >= Some(4))
             .then(|| d["analytics"]["dlq"].as_u64())
@@ -346,7 +346,7 @@ pub async fn failure_isolation_dlq_and_redrive(rt: &Runtime) {
         out.contains(&format!("moved {} message(s)", dead.unwrap_or(0))),
         "{out}"
     );
-    let stats = eventually(30, "analytics healed", || async {
+    let stats = eventually(c.patience, "analytics healed", || async {
         let s = c.ok("GET", "/admin/stats", Some(&admin), None).await;
         (s["checkouts"] == 1).then_some(s)
     })
@@ -366,7 +366,7 @@ pub async fn failure_isolation_dlq_and_redrive(rt: &Runtime) {
 /// to the start of the log): nothing is appended, no view, stock, stat,
 /// audit record or notification changes.
 pub async fn duplicate_deliveries(rt: &Runtime) {
-    let c = Client::new(&rt.base);
+    let c = rt.client();
     let (admin, dora, eve) = (
         rt.token("root", true),
         rt.token("dora", false),
@@ -450,10 +450,14 @@ pub async fn duplicate_deliveries(rt: &Runtime) {
     let log_length = before.3.len() as u64;
     c.ok("POST", "/_local/feed/rewind", None, None).await;
     // The feed starts over: wait until it has published the whole log again.
-    eventually(60, "the feed went through the log again", || async {
-        let (_, counts) = c.send("GET", "/_local/events/count", None, None).await;
-        (counts["published"].as_u64() == Some(log_length)).then_some(())
-    })
+    eventually(
+        c.patience,
+        "the feed went through the log again",
+        || async {
+            let (_, counts) = c.send("GET", "/_local/events/count", None, None).await;
+            (counts["published"].as_u64() == Some(log_length)).then_some(())
+        },
+    )
     .await;
     quiet(&c).await;
     let after = observe().await;

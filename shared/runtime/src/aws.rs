@@ -15,7 +15,8 @@ pub async fn load_config() -> SdkConfig {
 
 /// A configuration for a local endpoint (moto) with static test credentials.
 ///
-/// It retries up to 10 times instead of the SDK's 3: moto's DynamoDB deep-copies
+/// It retries up to 10 times instead of the SDK's 3, waiting at most 1 s
+/// between tries instead of 20: moto's DynamoDB deep-copies
 /// every table for a TransactWriteItems call and fails it with a 500
 /// ("dictionary changed size during iteration") when another request writes
 /// meanwhile, which concurrent tests and the AWS mode's pollers do. AWS itself
@@ -23,7 +24,11 @@ pub async fn load_config() -> SdkConfig {
 pub fn local_config(endpoint: &str) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(10))
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(10)
+                .with_max_backoff(std::time::Duration::from_secs(1)),
+        )
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
