@@ -398,28 +398,20 @@ where
         }
         let retry = match invoke(batch.clone()).await {
             Ok(response) => {
-                let Some(first) = response
+                if response.batch_item_failures.is_empty() {
+                    continue;
+                }
+                // From the first reported record on; a failure without an
+                // identifier fails the whole batch (Lambda's rule).
+                let at = response
                     .batch_item_failures
                     .iter()
-                    .find_map(|f| f.item_identifier.clone())
-                else {
-                    if response.batch_item_failures.is_empty() {
-                        continue;
-                    }
-                    // A failure without an identifier fails the whole batch (Lambda's rule).
-                    pending.push_front((batch, retries + 1));
-                    if exhausted(policy, retries + 1) {
-                        if let Some((b, _)) = pending.pop_front() {
-                            given_up.push(b);
-                        }
-                    } else {
-                        pause(policy, retries).await;
-                    }
-                    continue;
-                };
-                let at = batch
-                    .iter()
-                    .position(|r| r.change.sequence_number.as_deref() == Some(first.as_str()))
+                    .find_map(|f| f.item_identifier.as_deref())
+                    .and_then(|first| {
+                        batch
+                            .iter()
+                            .position(|r| r.change.sequence_number.as_deref() == Some(first))
+                    })
                     .unwrap_or(0);
                 batch[at..].to_vec()
             }
@@ -1411,6 +1403,26 @@ mod tests {
             [
                 "00001", "00002", "00003", "00004", "00005", "00007", "00008"
             ]
+        );
+    }
+
+    /// A reported failure without an identifier fails the whole batch.
+    #[tokio::test]
+    async fn a_failure_without_identifier_retries_the_whole_batch() {
+        let calls = Mutex::new(Vec::new());
+        let given_up = deliver((1..=3).map(record).collect(), &policy(true, Some(1)), |b| {
+            calls.lock().expect("calls").push(seqs(&b).len());
+            async {
+                let mut response = DynamoDbEventResponse::default();
+                response.batch_item_failures = vec![DynamoDbBatchItemFailure::default()];
+                Ok(response)
+            }
+        })
+        .await;
+        assert_eq!(calls.into_inner().expect("calls"), vec![3, 3]);
+        assert_eq!(
+            given_up.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            vec![3]
         );
     }
 
