@@ -90,11 +90,18 @@ pub struct Deployment {
     pub region: String,
 }
 
-fn aws_error(what: &str, e: impl std::error::Error + 'static) -> RuntimeError {
-    RuntimeError::Store(format!(
-        "{what}: {}",
-        aws_sdk_dynamodb::error::DisplayErrorContext(e)
-    ))
+/// One line: the service's own code and message when it gave them (e.g.
+/// "ValidationError: Stack with id x does not exist"), else the whole chain
+/// (a connection refused, no credentials, ...).
+fn aws_error(
+    what: &str,
+    e: impl aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+) -> RuntimeError {
+    let detail = match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+    };
+    RuntimeError::Store(format!("{what}: {detail}"))
 }
 
 impl Deployment {
