@@ -38,7 +38,9 @@ fi
 step "starting moto on 127.0.0.1"
 mkdir -p target
 port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+# scripts/moto_server.py is moto_server with DynamoDB calls serialised (its
+# conditional writes and transactions are not safe under concurrent requests).
+"$VENV/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
 moto_pid=$!
 cleanup() {
   local rc=$?

@@ -19,7 +19,8 @@ pub async fn load_config() -> SdkConfig {
 /// between tries instead of 20: moto's DynamoDB deep-copies
 /// every table for a TransactWriteItems call and fails it with a 500
 /// ("dictionary changed size during iteration") when another request writes
-/// meanwhile, which concurrent tests and the AWS mode's pollers do. AWS itself
+/// meanwhile, which concurrent tests and the AWS mode's pollers do (unless
+/// moto is started by scripts/moto_server.py, which serialises them). AWS itself
 /// has no such failure; the SDK retries a 500 as transient either way.
 pub fn local_config(endpoint: &str) -> SdkConfig {
     SdkConfig::builder()
