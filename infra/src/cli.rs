@@ -81,6 +81,8 @@ pub enum Command {
     },
     /// Check every stored event's checksum and the audit chain.
     Verify,
+    /// Drive a running local runtime with N shoppers doing the journey, then print latencies (BENCHMARKS.md).
+    Load(crate::load::LoadArgs),
 }
 
 /// `dlq` sub-commands.
@@ -224,7 +226,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         },
         Some(Command::Replay { handler }) => replay(&cli, handler).await,
         Some(Command::Verify) => verify(&cli).await,
+        Some(Command::Load(args)) => load(&cli, args).await,
     }
+}
+
+async fn load(cli: &Cli, args: &crate::load::LoadArgs) -> Result<(), CliError> {
+    let summary = crate::load::run(&cli.data, args)
+        .await
+        .map_err(|e| CliError(e.to_string()))?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| CliError(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", crate::load::render(&summary));
+    }
+    Ok(())
 }
 
 fn init_logs(format: LogFormat) {

@@ -13,6 +13,7 @@
 //! - [`queues`]: durable local queues with SQS semantics.
 //! - [`auth`]: dev tokens and the layer standing in for the JWT authorizer.
 //! - [`cli`]: the commands.
+//! - [`load`]: `storefront load`, the load generator (see BENCHMARKS.md).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,5 +21,6 @@
 pub mod auth;
 pub mod aws_dlq;
 pub mod cli;
+pub mod load;
 pub mod local;
 pub mod queues;
