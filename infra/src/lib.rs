@@ -13,6 +13,7 @@
 //! - [`queues`]: durable local queues with SQS semantics.
 //! - [`auth`]: dev tokens and the layer standing in for the JWT authorizer.
 //! - [`cli`]: the commands.
+//! - [`coldstart`]: `storefront bench coldstart`, the Lambda cold-start harness.
 //! - [`load`]: `storefront load`, the load generator (see BENCHMARKS.md).
 
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@
 pub mod auth;
 pub mod aws_dlq;
 pub mod cli;
+pub mod coldstart;
 pub mod load;
 pub mod local;
 pub mod queues;
