@@ -43,7 +43,7 @@ pub struct LoadArgs {
     #[arg(long, env = "STOREFRONT_URL", default_value = "http://127.0.0.1:3000")]
     pub url: String,
     /// Concurrent shoppers.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     pub shoppers: usize,
     /// How long to run, e.g. 30s, 2m.
     #[arg(long, default_value = "30s")]
@@ -52,7 +52,7 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 50)]
     pub products: usize,
     /// How often a shopper polls its order while waiting for confirmation.
-    #[arg(long, default_value = "5ms")]
+    #[arg(long, default_value = "20ms")]
     pub poll: humantime::Duration,
     /// Print the summary as one JSON object instead of text.
     #[arg(long)]

@@ -109,6 +109,15 @@ fn routing(c: &mut Criterion) {
             })
         },
     );
+    g.bench_function("match the projection of the fields patterns name", |b| {
+        b.iter(|| {
+            let mut hits = 0;
+            for event in black_box(&events) {
+                hits += router.matches_event(event).unwrap().len();
+            }
+            hits
+        })
+    });
     g.bench_function("build event JSON + match (the local bus)", |b| {
         b.iter(|| {
             let mut hits = 0;
