@@ -6,7 +6,8 @@
 //! SQLite under `.storefront/`. No AWS account, no Docker.
 //!
 //! The same binary is the operator's CLI: `token`, `events`, `dlq list`,
-//! `dlq redrive`, `replay` and `verify`.
+//! `dlq redrive`, `replay` and `verify`, and the measuring tools `load` and
+//! `bench coldstart` (BENCHMARKS.md).
 //!
 //! ## Layout
 //! - [`local`]: the runtime: HTTP, feed, workers, sweeper.
