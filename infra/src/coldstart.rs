@@ -274,7 +274,8 @@ fn candidates() -> Result<Vec<EventEnvelope>, ColdstartError> {
         .map_err(bad)?;
     cart_events.extend(checked_out);
     seal(StreamId::new("cart", "u-bench").map_err(bad)?, cart_events);
-    let created = OrderState::default()
+    let order = OrderState::default();
+    let mut order_events = order
         .decide(&OrderCommand::Create {
             order_id,
             user_id: user,
@@ -283,7 +284,15 @@ fn candidates() -> Result<Vec<EventEnvelope>, ColdstartError> {
             placed_at: "2026-11-27T10:00:00.000Z".into(),
         })
         .map_err(bad)?;
-    seal(StreamId::new("order", "o-bench").map_err(bad)?, created);
+    let confirmed = order
+        .fold(order_events.iter())
+        .decide(&OrderCommand::Confirm)
+        .map_err(bad)?;
+    order_events.extend(confirmed);
+    seal(
+        StreamId::new("order", "o-bench").map_err(bad)?,
+        order_events,
+    );
     Ok(out)
 }
 
@@ -380,6 +389,10 @@ fn event_for(
                 ));
             }
         }
+        return Err(ColdstartError::Run(format!(
+            "{}: no sample event matches the rules of queue {}",
+            f.binary, source.queue
+        )));
     }
     Ok((
         "EventBridge Scheduled Event".into(),
