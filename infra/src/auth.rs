@@ -88,6 +88,19 @@ impl DevKeys {
         Ok(DevKeys::from_secret(&secret))
     }
 
+    /// Loads the key of an existing data folder; unlike [`DevKeys::load_or_create`]
+    /// a missing key is an error (a client needs the running runtime's key).
+    pub fn load(data: &Path) -> Result<DevKeys, AuthError> {
+        let path = data.join(KEY_FILE);
+        if !path.exists() {
+            return Err(AuthError::Key {
+                path: path.display().to_string(),
+                reason: "no such file".into(),
+            });
+        }
+        DevKeys::load_or_create(data)
+    }
+
     /// Keys from a secret (tests).
     pub fn from_secret(secret: &[u8]) -> DevKeys {
         DevKeys {

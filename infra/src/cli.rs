@@ -82,6 +82,21 @@ pub enum Command {
     },
     /// Check every stored event's checksum and the audit chain.
     Verify,
+    /// Drive a running local runtime with N shoppers doing the journey, then print latencies (BENCHMARKS.md).
+    Load(crate::load::LoadArgs),
+    /// Measurements (BENCHMARKS.md).
+    Bench {
+        /// What to measure.
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+/// `bench` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Spawn each function's release binary under a local Lambda Runtime API and measure init, first invoke and peak RSS beside a bare hello binary.
+    Coldstart(crate::coldstart::ColdstartArgs),
 }
 
 /// `dlq` sub-commands.
@@ -261,7 +276,37 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         },
         Some(Command::Replay { handler }) => replay(&cli, handler).await,
         Some(Command::Verify) => verify(&cli).await,
+        Some(Command::Load(args)) => load(&cli, args).await,
+        Some(Command::Bench {
+            what: BenchCommand::Coldstart(args),
+        }) => coldstart(&cli, args).await,
     }
+}
+
+async fn load(cli: &Cli, args: &crate::load::LoadArgs) -> Result<(), CliError> {
+    let summary = crate::load::run(&cli.data, args)
+        .await
+        .map_err(|e| CliError(e.to_string()))?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| CliError(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", crate::load::render(&summary));
+    }
+    Ok(())
+}
+
+async fn coldstart(cli: &Cli, args: &crate::coldstart::ColdstartArgs) -> Result<(), CliError> {
+    let results = crate::coldstart::run(&cli.template, args)
+        .await
+        .map_err(|e| CliError(e.to_string()))?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&results).map_err(|e| CliError(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", crate::coldstart::render(&results));
+    }
+    Ok(())
 }
 
 fn init_logs(format: LogFormat) {

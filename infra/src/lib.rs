@@ -6,7 +6,8 @@
 //! SQLite under `.storefront/`. No AWS account, no Docker.
 //!
 //! The same binary is the operator's CLI: `token`, `events`, `dlq list`,
-//! `dlq redrive`, `replay` and `verify`.
+//! `dlq redrive`, `replay` and `verify`, and the measuring tools `load` and
+//! `bench coldstart` (BENCHMARKS.md).
 //!
 //! ## Layout
 //! - [`local`]: the runtime: HTTP, feed, workers, sweeper.
@@ -15,6 +16,8 @@
 //! - [`queues`]: durable local queues with SQS semantics.
 //! - [`auth`]: dev tokens and the layer standing in for the JWT authorizer.
 //! - [`cli`]: the commands.
+//! - [`coldstart`]: `storefront bench coldstart`, the Lambda cold-start harness.
+//! - [`load`]: `storefront load`, the load generator (see BENCHMARKS.md).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,5 +26,7 @@ pub mod auth;
 pub mod aws_dlq;
 pub mod aws_mode;
 pub mod cli;
+pub mod coldstart;
+pub mod load;
 pub mod local;
 pub mod queues;

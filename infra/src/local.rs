@@ -661,7 +661,7 @@ impl Bus for LocalBus {
             let body = event.to_string();
             let rules = self
                 .rules
-                .matches(body.as_bytes())
+                .matches_event(&event)
                 .map_err(|e| BusError::Call(e.to_string()))?;
             let mut routed = self.routed.lock().unwrap_or_else(|p| p.into_inner());
             for rule in rules {

@@ -33,6 +33,8 @@ pub enum RouterError {
 pub struct Router {
     matcher: Quamina<String>,
     rules: Vec<String>,
+    /// The top-level fields any pattern names: all a match can depend on.
+    fields: Vec<String>,
 }
 
 impl std::fmt::Debug for Router {
@@ -50,8 +52,12 @@ impl Router {
     ) -> Result<Router, RouterError> {
         let mut matcher = Quamina::new();
         let mut ids = Vec::new();
+        let mut fields = std::collections::BTreeSet::new();
         for (id, pattern) in rules {
             for alternative in expand_or(pattern) {
+                if let Value::Object(m) = &alternative {
+                    fields.extend(m.keys().cloned());
+                }
                 matcher
                     .add_pattern(id.to_owned(), &alternative.to_string())
                     .map_err(|e| RouterError::Pattern {
@@ -64,6 +70,7 @@ impl Router {
         Ok(Router {
             matcher,
             rules: ids,
+            fields: fields.into_iter().collect(),
         })
     }
 
@@ -86,6 +93,24 @@ impl Router {
         hits.sort_unstable();
         hits.dedup();
         Ok(hits)
+    }
+
+    /// Like [`Router::matches`], for an event already in memory: only the
+    /// top-level fields some pattern names are handed to the matcher (a
+    /// pattern cannot depend on a field it does not name, and `exists: false`
+    /// on an unnamed field is impossible), so a rule set that looks at
+    /// `source` and `detail-type` never scans the `detail`.
+    pub fn matches_event(&self, event: &Value) -> Result<Vec<String>, RouterError> {
+        let Value::Object(all) = event else {
+            return Err(RouterError::Event("an event is a JSON object".into()));
+        };
+        let mut projected = Map::new();
+        for field in &self.fields {
+            if let Some(v) = all.get(field) {
+                projected.insert(field.clone(), v.clone());
+            }
+        }
+        self.matches(Value::Object(projected).to_string().as_bytes())
     }
 
     /// The rule ids known to the router.
@@ -196,5 +221,49 @@ mod tests {
         assert!(alts.contains(&json!({"detail": {"a": [1], "c": [3]}})));
         let none = json!({"source": ["a"]});
         assert_eq!(expand_or(&none), vec![none]);
+    }
+
+    /// Matching the projection of an event gives the same rules as matching all of it.
+    #[test]
+    fn projection_matches_like_the_whole_event() {
+        let rules = [
+            (
+                "by-type",
+                json!({"source": [{"prefix": "storefront."}], "detail-type": ["order.created"]}),
+            ),
+            (
+                "by-detail",
+                json!({"detail": {"data": {"currency": ["EUR"]}}}),
+            ),
+            (
+                "absent",
+                json!({"source": ["storefront.order"], "detail": {"x": [{"exists": false}]}}),
+            ),
+        ];
+        let router = Router::new(rules.iter().map(|(id, p)| (*id, p))).expect("router");
+        for event in [
+            eventbridge_event(
+                "1",
+                "storefront.order",
+                "order.created",
+                "t",
+                &json!({"data": {"currency": "EUR"}}),
+            ),
+            eventbridge_event(
+                "2",
+                "storefront.order",
+                "order.paid",
+                "t",
+                &json!({"data": {"currency": "USD"}, "x": 1}),
+            ),
+            eventbridge_event("3", "other", "order.created", "t", &json!({})),
+        ] {
+            assert_eq!(
+                router.matches_event(&event).expect("projected"),
+                router.matches(event.to_string().as_bytes()).expect("whole"),
+                "{event}"
+            );
+        }
+        assert!(router.matches_event(&json!([1])).is_err());
     }
 }
