@@ -707,10 +707,6 @@ impl AwsRuntime {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RuntimeError> {
-        let addr = listener.local_addr().map_err(|e| RuntimeError::Serve {
-            addr: "?".into(),
-            reason: e.to_string(),
-        })?;
         let runtime = Arc::new(self);
         let app = runtime.http();
         let mut tasks = tokio::task::JoinSet::new();
@@ -726,15 +722,7 @@ impl AwsRuntime {
                 }
             });
         }
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| RuntimeError::Serve {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            });
-        tasks.abort_all();
-        result
+        crate::local::serve_app(listener, app, tasks, shutdown).await
     }
 }
 

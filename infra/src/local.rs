@@ -502,10 +502,6 @@ impl LocalRuntime {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), RuntimeError> {
-        let addr = listener.local_addr().map_err(|e| RuntimeError::Serve {
-            addr: "?".into(),
-            reason: e.to_string(),
-        })?;
         match self.queues.release_in_flight() {
             Ok(0) => {}
             Ok(n) => tracing::info!(
@@ -524,16 +520,30 @@ impl LocalRuntime {
         if runtime.sweeper.is_some() {
             tasks.spawn(sweep(runtime.clone()));
         }
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| RuntimeError::Serve {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            });
-        tasks.abort_all();
-        result
+        serve_app(listener, app, tasks, shutdown).await
     }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops the
+/// background `tasks` (feed or pollers, workers, sweeper): both modes' end.
+pub(crate) async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut tasks: tokio::task::JoinSet<()>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RuntimeError> {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| RuntimeError::Serve {
+            addr,
+            reason: e.to_string(),
+        });
+    tasks.abort_all();
+    result
 }
 
 /// `/_local/faults`: list, set and clear the fault switch of a handler.
