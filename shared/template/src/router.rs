@@ -29,12 +29,25 @@ pub enum RouterError {
 }
 
 /// Matches events against every rule's pattern.
-#[derive(Clone)]
 pub struct Router {
-    matcher: Quamina<String>,
+    /// Patterns registered under the index of their rule in `rules`.
+    matcher: Quamina<usize>,
     rules: Vec<String>,
     /// The top-level fields any pattern names: all a match can depend on.
     fields: Vec<String>,
+    /// Matches already made, by the projection of the event they were made on.
+    memo: Memo,
+}
+
+impl Clone for Router {
+    fn clone(&self) -> Self {
+        Router {
+            matcher: self.matcher.clone(),
+            rules: self.rules.clone(),
+            fields: self.fields.clone(),
+            memo: Memo::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Router {
@@ -45,32 +58,74 @@ impl std::fmt::Debug for Router {
     }
 }
 
+/// A bounded memo of matches by projection.
+///
+/// A match depends only on the projection of the event (the top-level fields
+/// some pattern names), and a shop's events have few distinct projections
+/// when, as in `template.yaml`, the rules look at `source` and `detail-type`:
+/// one per event type. So the matcher runs once per projection and every
+/// later event with the same one is a hash look-up. Projections longer than
+/// [`Memo::MAX_KEY`] (a rule that looks into `detail`, whose values vary per
+/// event) are never kept, and the memo stops growing at [`Memo::MAX_ENTRIES`];
+/// past either bound every event goes to the matcher, as without the memo.
+#[derive(Default)]
+struct Memo {
+    hits: std::sync::RwLock<std::collections::HashMap<Box<[u8]>, std::sync::Arc<[usize]>>>,
+}
+
+impl Memo {
+    const MAX_KEY: usize = 512;
+    const MAX_ENTRIES: usize = 4096;
+
+    fn get(&self, key: &[u8]) -> Option<std::sync::Arc<[usize]>> {
+        let hits = self.hits.read().unwrap_or_else(|p| p.into_inner());
+        hits.get(key).cloned()
+    }
+
+    fn keep(&self, key: &[u8], rules: std::sync::Arc<[usize]>) {
+        if key.len() > Self::MAX_KEY {
+            return;
+        }
+        let mut hits = self.hits.write().unwrap_or_else(|p| p.into_inner());
+        if hits.len() < Self::MAX_ENTRIES {
+            hits.insert(key.into(), rules);
+        }
+    }
+}
+
 impl Router {
     /// A router over (rule id, pattern) pairs.
     pub fn new<'a>(
         rules: impl IntoIterator<Item = (&'a str, &'a Value)>,
     ) -> Result<Router, RouterError> {
         let mut matcher = Quamina::new();
-        let mut ids = Vec::new();
+        let mut ids: Vec<String> = Vec::new();
         let mut fields = std::collections::BTreeSet::new();
         for (id, pattern) in rules {
+            let index = match ids.iter().position(|known| known == id) {
+                Some(index) => index,
+                None => {
+                    ids.push(id.to_owned());
+                    ids.len() - 1
+                }
+            };
             for alternative in expand_or(pattern) {
                 if let Value::Object(m) = &alternative {
                     fields.extend(m.keys().cloned());
                 }
                 matcher
-                    .add_pattern(id.to_owned(), &alternative.to_string())
+                    .add_pattern(index, &alternative.to_string())
                     .map_err(|e| RouterError::Pattern {
                         rule: id.to_owned(),
                         reason: e.to_string(),
                     })?;
             }
-            ids.push(id.to_owned());
         }
         Ok(Router {
             matcher,
             rules: ids,
             fields: fields.into_iter().collect(),
+            memo: Memo::default(),
         })
     }
 
@@ -84,33 +139,65 @@ impl Router {
         )
     }
 
-    /// The ids of the rules that match `event` (an EventBridge event as JSON), sorted, each once.
-    pub fn matches(&self, event: &[u8]) -> Result<Vec<String>, RouterError> {
+    /// The indexes (into [`Router::rules`]) of the rules matching `event`, sorted, each once.
+    fn matching(&self, event: &[u8]) -> Result<Vec<usize>, RouterError> {
         let mut hits = self
             .matcher
             .matches_for_event(event)
             .map_err(|e| RouterError::Event(e.to_string()))?;
-        hits.sort_unstable();
+        hits.sort_unstable_by(|a, b| self.rules[*a].cmp(&self.rules[*b]));
         hits.dedup();
         Ok(hits)
+    }
+
+    /// The ids of the rules that match `event` (an EventBridge event as JSON), sorted, each once.
+    ///
+    /// The whole event goes to the matcher every time; an event already in
+    /// memory is cheaper through [`Router::matches_event`].
+    pub fn matches(&self, event: &[u8]) -> Result<Vec<String>, RouterError> {
+        Ok(self
+            .matching(event)?
+            .into_iter()
+            .map(|i| self.rules[i].clone())
+            .collect())
     }
 
     /// Like [`Router::matches`], for an event already in memory: only the
     /// top-level fields some pattern names are handed to the matcher (a
     /// pattern cannot depend on a field it does not name, and `exists: false`
     /// on an unnamed field is impossible), so a rule set that looks at
-    /// `source` and `detail-type` never scans the `detail`.
-    pub fn matches_event(&self, event: &Value) -> Result<Vec<String>, RouterError> {
+    /// `source` and `detail-type` never scans the `detail`; and the answer for
+    /// a projection already seen is remembered (see `Memo`).
+    pub fn matches_event(&self, event: &Value) -> Result<Vec<&str>, RouterError> {
         let Value::Object(all) = event else {
             return Err(RouterError::Event("an event is a JSON object".into()));
         };
-        let mut projected = Map::new();
+        // The projection as JSON: the memo's key and, on a miss, the matcher's input.
+        let mut key = Vec::with_capacity(96);
+        key.push(b'{');
         for field in &self.fields {
             if let Some(v) = all.get(field) {
-                projected.insert(field.clone(), v.clone());
+                if key.len() > 1 {
+                    key.push(b',');
+                }
+                serde_json::to_writer(&mut key, field)
+                    .and_then(|()| {
+                        key.push(b':');
+                        serde_json::to_writer(&mut key, v)
+                    })
+                    .map_err(|e| RouterError::Event(e.to_string()))?;
             }
         }
-        self.matches(Value::Object(projected).to_string().as_bytes())
+        key.push(b'}');
+        let indexes = match self.memo.get(&key) {
+            Some(hit) => hit,
+            None => {
+                let found: std::sync::Arc<[usize]> = self.matching(&key)?.into();
+                self.memo.keep(&key, found.clone());
+                found
+            }
+        };
+        Ok(indexes.iter().map(|i| self.rules[*i].as_str()).collect())
     }
 
     /// The rule ids known to the router.
@@ -258,12 +345,39 @@ mod tests {
             ),
             eventbridge_event("3", "other", "order.created", "t", &json!({})),
         ] {
-            assert_eq!(
-                router.matches_event(&event).expect("projected"),
-                router.matches(event.to_string().as_bytes()).expect("whole"),
-                "{event}"
-            );
+            // The second look comes from the memo.
+            for _ in 0..2 {
+                assert_eq!(
+                    router.matches_event(&event).expect("projected"),
+                    router.matches(event.to_string().as_bytes()).expect("whole"),
+                    "{event}"
+                );
+            }
         }
+        assert_eq!(router.memo.hits.read().expect("memo").len(), 3);
         assert!(router.matches_event(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn the_memo_is_bounded_and_the_router_still_answers_past_it() {
+        let pattern = json!({"detail": {"n": [{"numeric": [">=", 0]}]}});
+        let router = Router::new([("Numbers", &pattern)]).expect("router");
+        for n in 0..(Memo::MAX_ENTRIES + 100) {
+            let event = eventbridge_event("1", "s", "t", "t", &json!({"n": n}));
+            assert_eq!(router.matches_event(&event).expect("match"), ["Numbers"]);
+        }
+        let negative = eventbridge_event("1", "s", "t", "t", &json!({"n": -1}));
+        assert!(router.matches_event(&negative).expect("match").is_empty());
+        assert_eq!(
+            router.memo.hits.read().expect("memo").len(),
+            Memo::MAX_ENTRIES
+        );
+        let long = eventbridge_event("1", "s", "t", "t", &json!({"n": 1, "pad": "x".repeat(600)}));
+        let fresh = Router::new([("Numbers", &pattern)]).expect("router");
+        assert_eq!(fresh.matches_event(&long).expect("match"), ["Numbers"]);
+        assert!(
+            fresh.memo.hits.read().expect("memo").is_empty(),
+            "a long projection is not kept"
+        );
     }
 }
