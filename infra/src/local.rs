@@ -675,7 +675,7 @@ impl Bus for LocalBus {
                 .map_err(|e| BusError::Call(e.to_string()))?;
             let mut routed = self.routed.lock().unwrap_or_else(|p| p.into_inner());
             for rule in rules {
-                for queue in self.targets.get(&rule).into_iter().flatten() {
+                for queue in self.targets.get(rule).into_iter().flatten() {
                     routed.push((
                         event_id.clone(),
                         queue.clone(),
@@ -706,12 +706,15 @@ async fn feed(runtime: Arc<LocalRuntime>) {
         targets,
         routed: Mutex::new(Vec::new()),
     });
+    let appended = runtime.store.appended();
     let mut idle = Duration::from_millis(5);
     loop {
         match feed_once(&runtime, &publisher).await {
             Ok(0) => {
-                tokio::time::sleep(idle).await;
-                idle = (idle * 2).min(Duration::from_millis(20));
+                // Woken by an append of this process; the timer is for
+                // appends by another one (an operator's command).
+                let _ = tokio::time::timeout(idle, appended.notified()).await;
+                idle = (idle * 2).min(Duration::from_millis(50));
             }
             Ok(_) => idle = Duration::from_millis(5),
             Err(e) => {
@@ -785,11 +788,14 @@ async fn blocking<T: Send + 'static>(
 
 async fn worker(runtime: Arc<LocalRuntime>, index: usize) {
     let w = &runtime.handlers[index];
+    let filled = runtime.queues.waker(&w.queue);
     let mut idle = Duration::from_millis(5);
     loop {
         match work_once(&runtime, w).await {
             Ok(0) => {
-                tokio::time::sleep(idle).await;
+                // Woken when the feed fills the queue; the timer is for
+                // retries coming due and for other processes' sends.
+                let _ = tokio::time::timeout(idle, filled.notified()).await;
                 idle = (idle * 2).min(Duration::from_millis(20));
             }
             Ok(_) => idle = Duration::from_millis(5),

@@ -12,6 +12,7 @@
 //!   advanced in the same transaction that enqueues the routed messages, so a
 //!   crash can neither lose nor double an event on its way to the queues.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -72,6 +73,7 @@ pub struct Redrive {
 #[derive(Clone)]
 pub struct Queues {
     conn: Arc<Mutex<Connection>>,
+    wakers: Arc<Mutex<HashMap<String, Arc<tokio::sync::Notify>>>>,
 }
 
 fn now_ms() -> i64 {
@@ -88,10 +90,37 @@ impl Queues {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Statements compiled once and kept, plans stable (see SqliteStore::open).
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         conn.execute_batch(SCHEMA)?;
         Ok(Queues {
             conn: Arc::new(Mutex::new(conn)),
+            wakers: Arc::default(),
         })
+    }
+
+    /// Woken (`notify_one`) when this handle or a clone makes messages of
+    /// `queue` visible now (a send, an enqueue, a redrive), so its one
+    /// consumer can wait instead of polling. A wake-up with nobody waiting
+    /// is kept for the next wait. Messages that become visible later (a
+    /// retry's backoff) or are written by another process are not
+    /// announced: the consumer still polls for those, only less often.
+    pub fn waker(&self, queue: &str) -> Arc<tokio::sync::Notify> {
+        let mut wakers = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(wakers.entry(queue.to_owned()).or_default())
+    }
+
+    fn wake<'a>(&self, queues: impl IntoIterator<Item = &'a str>) {
+        let mut seen = std::collections::HashSet::new();
+        for queue in queues {
+            if seen.insert(queue) {
+                self.waker(queue).notify_one();
+            }
+        }
     }
 
     fn with<T>(
@@ -105,13 +134,12 @@ impl Queues {
     /// The feed cursor called `name` (0 if never set).
     pub fn cursor(&self, name: &str) -> Result<u64, QueueError> {
         self.with(|c| {
-            Ok(c.query_row(
-                "SELECT position FROM cursors WHERE name = ?1",
-                params![name],
-                |r| r.get::<_, i64>(0),
+            Ok(
+                c.prepare_cached("SELECT position FROM cursors WHERE name = ?1")?
+                    .query_row(params![name], |r| r.get::<_, i64>(0))
+                    .optional()?
+                    .map_or(0, |p| p as u64),
             )
-            .optional()?
-            .map_or(0, |p| p as u64))
         })
     }
 
@@ -127,31 +155,32 @@ impl Queues {
             let tx = c.transaction()?;
             let now = now_ms();
             for (queue, message_id, body) in messages {
-                tx.execute(
-                    "INSERT OR IGNORE INTO messages (queue, message_id, body, visible_at, sent_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                tx.prepare_cached("INSERT OR IGNORE INTO messages (queue, message_id, body, visible_at, sent_at) VALUES (?1, ?2, ?3, ?4, ?4)")?.execute(
                     params![queue, message_id, body, now],
                 )?;
             }
-            tx.execute(
-                "INSERT INTO cursors (name, position) VALUES (?1, ?2)
-                 ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            tx.prepare_cached("INSERT INTO cursors (name, position) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position")?.execute(
                 params![cursor, position as i64],
             )?;
             tx.commit()?;
             Ok(())
-        })
+        })?;
+        self.wake(messages.iter().map(|(queue, ..)| queue.as_str()));
+        Ok(())
     }
 
     /// Sends one message now.
     pub fn send(&self, queue: &str, message_id: &str, body: &str) -> Result<(), QueueError> {
         self.with(|c| {
             let now = now_ms();
-            c.execute(
-                "INSERT OR IGNORE INTO messages (queue, message_id, body, visible_at, sent_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+            c.prepare_cached("INSERT OR IGNORE INTO messages (queue, message_id, body, visible_at, sent_at) VALUES (?1, ?2, ?3, ?4, ?4)")?.execute(
                 params![queue, message_id, body, now],
             )?;
             Ok(())
-        })
+        })?;
+        self.wake([queue]);
+        Ok(())
     }
 
     /// Receives up to `max` visible messages, hiding them for `visibility_ms`.
@@ -183,14 +212,12 @@ impl Queues {
                     if let Some(r) = redrive
                         && count as u32 >= r.max_receive_count
                     {
-                        tx.execute(
-                            "UPDATE messages SET queue = ?1, receive_count = 0, visible_at = ?2 WHERE id = ?3",
+                        tx.prepare_cached("UPDATE messages SET queue = ?1, receive_count = 0, visible_at = ?2 WHERE id = ?3")?.execute(
                             params![r.dlq, now, id],
                         )?;
                         continue;
                     }
-                    tx.execute(
-                        "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?1 WHERE id = ?2",
+                    tx.prepare_cached("UPDATE messages SET receive_count = receive_count + 1, visible_at = ?1 WHERE id = ?2")?.execute(
                         params![now + visibility_ms, id],
                     )?;
                     out.push(Received {
@@ -211,7 +238,8 @@ impl Queues {
         self.with(|c| {
             let tx = c.transaction()?;
             for id in ids {
-                tx.execute("DELETE FROM messages WHERE id = ?1", params![id])?;
+                tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+                    .execute(params![id])?;
             }
             tx.commit()?;
             Ok(())
@@ -221,10 +249,8 @@ impl Queues {
     /// Makes a message visible again after `delay_ms` (backoff before redelivery).
     pub fn retry_after(&self, id: i64, delay_ms: i64) -> Result<(), QueueError> {
         self.with(|c| {
-            c.execute(
-                "UPDATE messages SET visible_at = ?1 WHERE id = ?2",
-                params![now_ms() + delay_ms, id],
-            )?;
+            c.prepare_cached("UPDATE messages SET visible_at = ?1 WHERE id = ?2")?
+                .execute(params![now_ms() + delay_ms, id])?;
             Ok(())
         })
     }
@@ -236,10 +262,9 @@ impl Queues {
     pub fn release_in_flight(&self) -> Result<u64, QueueError> {
         self.with(|c| {
             let now = now_ms();
-            let n = c.execute(
-                "UPDATE messages SET visible_at = ?1 WHERE visible_at > ?1",
-                params![now],
-            )?;
+            let n = c
+                .prepare_cached("UPDATE messages SET visible_at = ?1 WHERE visible_at > ?1")?
+                .execute(params![now])?;
             Ok(n as u64)
         })
     }
@@ -247,7 +272,7 @@ impl Queues {
     /// Every message in a queue: (message id, body, receive count).
     pub fn list(&self, queue: &str) -> Result<Vec<(String, String, u32)>, QueueError> {
         self.with(|c| {
-            let mut s = c.prepare(
+            let mut s = c.prepare_cached(
                 "SELECT message_id, body, receive_count FROM messages WHERE queue = ?1 ORDER BY id",
             )?;
             let rows = s.query_map(params![queue], |r| {
@@ -260,23 +285,22 @@ impl Queues {
     /// How many messages a queue holds (visible or not).
     pub fn depth(&self, queue: &str) -> Result<u64, QueueError> {
         self.with(|c| {
-            Ok(c.query_row(
-                "SELECT COUNT(*) FROM messages WHERE queue = ?1",
-                params![queue],
-                |r| r.get::<_, i64>(0),
-            )? as u64)
+            Ok(
+                c.prepare_cached("SELECT COUNT(*) FROM messages WHERE queue = ?1")?
+                    .query_row(params![queue], |r| r.get::<_, i64>(0))? as u64,
+            )
         })
     }
 
     /// Moves every message of `from` (a DLQ) back to `to`, visible now, counts reset. Returns how many.
     pub fn redrive(&self, from: &str, to: &str) -> Result<u64, QueueError> {
         self.with(|c| {
-            let n = c.execute(
-                "UPDATE messages SET queue = ?1, receive_count = 0, visible_at = ?2 WHERE queue = ?3",
+            let n = c.prepare_cached("UPDATE messages SET queue = ?1, receive_count = 0, visible_at = ?2 WHERE queue = ?3")?.execute(
                 params![to, now_ms(), from],
             )?;
             Ok(n as u64)
         })
+        .inspect(|_| self.wake([to]))
     }
 }
 
@@ -358,6 +382,36 @@ mod tests {
     }
 
     /// Enqueueing and advancing the cursor happen together, and a message id is enqueued once.
+    #[tokio::test]
+    async fn senders_wake_the_queue_they_filled() {
+        let q = queues();
+        let (a, b) = (q.waker("a"), q.clone().waker("b"));
+        q.clone()
+            .enqueue_and_advance(
+                &[
+                    ("a".into(), "m1".into(), "{}".into()),
+                    ("a".into(), "m2".into(), "{}".into()),
+                ],
+                "feed",
+                2,
+            )
+            .expect("enqueue");
+        // The wake-up was kept for a consumer not yet waiting.
+        tokio::time::timeout(std::time::Duration::from_secs(5), a.notified())
+            .await
+            .expect("queue a woken");
+        let not_b = tokio::time::timeout(std::time::Duration::from_millis(50), b.notified()).await;
+        assert!(not_b.is_err(), "queue b got nothing and was not woken");
+        q.send("b", "m3", "{}").expect("send");
+        tokio::time::timeout(std::time::Duration::from_secs(5), b.notified())
+            .await
+            .expect("queue b woken by a send");
+        q.redrive("a", "b").expect("redrive");
+        tokio::time::timeout(std::time::Duration::from_secs(5), b.notified())
+            .await
+            .expect("queue b woken by a redrive");
+    }
+
     #[test]
     fn cursor_with_enqueue() {
         let q = queues();

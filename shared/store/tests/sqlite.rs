@@ -116,3 +116,27 @@ async fn reopening_keeps_everything() {
     assert_eq!(store.current_version(&a).await.expect("version"), 1);
     assert_eq!(store.read_after(0, 10).await.expect("log").len(), 1);
 }
+
+/// A committed append wakes the log's reader; a refused one does not.
+#[tokio::test]
+async fn a_committed_append_wakes_the_reader() {
+    use std::time::Duration;
+    let store = Sqlite.store().await;
+    let appended = store.appended();
+    let s = stream("WAKE");
+    store
+        .clone()
+        .append(&s, 0, seal(&s, 0, &[created("WAKE", 1)]))
+        .await
+        .expect("append");
+    // Kept for a reader that was not waiting yet.
+    tokio::time::timeout(Duration::from_secs(5), appended.notified())
+        .await
+        .expect("woken by the append");
+    let conflict = store
+        .append(&s, 0, seal(&s, 0, &[created("WAKE", 1)]))
+        .await;
+    assert!(matches!(conflict, Err(StoreError::Conflict { .. })));
+    let woken = tokio::time::timeout(Duration::from_millis(50), appended.notified()).await;
+    assert!(woken.is_err(), "a refused append wakes nobody");
+}
