@@ -122,6 +122,13 @@ impl EventEnvelope {
     /// Verifies the checksum, then decodes the typed event.
     pub fn decode(&self) -> Result<Event, EnvelopeError> {
         self.verify()?;
+        self.decode_unchecked()
+    }
+
+    /// Decodes the typed event without recomputing the checksum, for an
+    /// envelope verified a moment ago: every `EventStore::load` verifies
+    /// what it returns, so folding its result needs no second SHA-256.
+    pub fn decode_unchecked(&self) -> Result<Event, EnvelopeError> {
         Ok(Event::from_parts(
             &self.event_type,
             self.schema_version,

@@ -200,8 +200,9 @@ pub async fn project<A: Aggregate>(
         }
         let mut next = view;
         for e in &tail {
+            // `load` verified the checksums already.
             next = next.evolve(
-                &e.decode()
+                &e.decode_unchecked()
                     .map_err(|e| HandlerError::Permanent(e.to_string()))?,
             );
         }
@@ -237,12 +238,36 @@ pub async fn project<A: Aggregate>(
     )))
 }
 
+/// A handler that folded at least this many events past the snapshot writes
+/// a new one (the API's `SNAPSHOT_EVERY` default).
+pub const SNAPSHOT_AFTER_TAIL: usize = 100;
+
 /// Loads an aggregate for a decision (snapshot + tail).
+///
+/// Handlers append to streams the API rarely writes (every reservation lands
+/// on a product's stream), so the API's snapshot-after-append policy alone
+/// would leave those streams to grow unsnapshotted and every load to fold
+/// more of them. So a load that folded [`SNAPSHOT_AFTER_TAIL`] events or more
+/// writes a snapshot at the version it read (a cache: never over a newer one,
+/// and a failure to write it is only logged).
 pub async fn load<A: Aggregate>(
     stores: &Stores,
     stream: &StreamId,
 ) -> Result<storefront_store::aggregate::Loaded<A>, HandlerError> {
-    Ok(storefront_store::aggregate::load::<A>(&*stores.events, &*stores.state, stream).await?)
+    let loaded =
+        storefront_store::aggregate::load::<A>(&*stores.events, &*stores.state, stream).await?;
+    if loaded.events_read >= SNAPSHOT_AFTER_TAIL
+        && let Err(e) = storefront_store::aggregate::save_snapshot(
+            &*stores.state,
+            stream,
+            &loaded.state,
+            loaded.version,
+        )
+        .await
+    {
+        tracing::warn!(stream = %stream, error = %e, "snapshot not written");
+    }
+    Ok(loaded)
 }
 
 /// The typed event of an envelope; one that does not decode is a permanent failure.
@@ -269,4 +294,83 @@ pub fn consumed_stream(
 /// Parses a stream id taken from an event, as a permanent failure if malformed.
 pub fn stream_of(kind: &str, id: &str) -> Result<StreamId, HandlerError> {
     StreamId::new(kind, id).map_err(|e| HandlerError::Permanent(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storefront_domain::Sku;
+    use storefront_domain::events::{ProductCreated, ProductStockAdjusted};
+    use storefront_domain::product::ProductState;
+    use storefront_domain::{Currency, seal_batch};
+    use storefront_store::sqlite::SqliteStore;
+
+    fn meta() -> EventMeta {
+        EventMeta {
+            event_id: new_event_id(),
+            occurred_at: now_rfc3339(),
+            correlation_id: "test".into(),
+            causation_id: None,
+            actor: "system:test".into(),
+        }
+    }
+
+    /// A load that folds a long tail leaves a snapshot, so the next load
+    /// reads only what came after it, to the same state.
+    #[tokio::test]
+    async fn a_long_tail_is_snapshotted_by_the_load_that_folds_it() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        let stores = Stores::from(store.clone());
+        let stream = StreamId::parse("product#LONG").expect("stream");
+        let mut events = vec![Event::ProductCreated(ProductCreated {
+            sku: Sku::new("LONG").expect("sku"),
+            name: "Mug".into(),
+            price_cents: 1250,
+            currency: Currency::new("EUR").expect("eur"),
+            initial_stock: 1,
+        })];
+        for n in 0..SNAPSHOT_AFTER_TAIL as u32 {
+            events.push(Event::ProductStockAdjusted(ProductStockAdjusted {
+                delta: 1,
+                reason: "count".into(),
+                on_hand: n + 2,
+            }));
+        }
+        let total = events.len() as u64;
+        // In appends of at most 50 (a batch holds 100 items at most).
+        let sealed = seal_batch(&stream, 0, &events, |_| meta());
+        for (i, chunk) in sealed.chunks(50).enumerate() {
+            store
+                .append(&stream, (i * 50) as u64, chunk.to_vec())
+                .await
+                .expect("append");
+        }
+
+        let first = load::<ProductState>(&stores, &stream).await.expect("load");
+        assert_eq!((first.events_read as u64, first.version), (total, total));
+        let second = load::<ProductState>(&stores, &stream).await.expect("load");
+        assert_eq!(second.events_read, 0, "the snapshot covers the stream");
+        assert_eq!(second.state, first.state);
+        assert_eq!(second.version, total);
+
+        // A short tail writes nothing new: the snapshot stays where it was.
+        let more = vec![Event::ProductStockAdjusted(ProductStockAdjusted {
+            delta: 1,
+            reason: "count".into(),
+            on_hand: total as u32 + 1,
+        })];
+        store
+            .append(&stream, total, seal_batch(&stream, total, &more, |_| meta()))
+            .await
+            .expect("append");
+        let third = load::<ProductState>(&stores, &stream).await.expect("load");
+        assert_eq!((third.events_read, third.version), (1, total + 1));
+        let snapshot = stores
+            .state
+            .get(&format!("snapshot#{stream}"), "snapshot")
+            .await
+            .expect("get")
+            .expect("snapshot");
+        assert_eq!(snapshot.version, total);
+    }
 }
