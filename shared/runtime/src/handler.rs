@@ -360,7 +360,11 @@ mod tests {
             on_hand: total as u32 + 1,
         })];
         store
-            .append(&stream, total, seal_batch(&stream, total, &more, |_| meta()))
+            .append(
+                &stream,
+                total,
+                seal_batch(&stream, total, &more, |_| meta()),
+            )
             .await
             .expect("append");
         let third = load::<ProductState>(&stores, &stream).await.expect("load");

@@ -70,19 +70,22 @@ impl std::fmt::Debug for Router {
 /// past either bound every event goes to the matcher, as without the memo.
 #[derive(Default)]
 struct Memo {
-    hits: std::sync::RwLock<std::collections::HashMap<Box<[u8]>, std::sync::Arc<[usize]>>>,
+    hits: std::sync::RwLock<std::collections::HashMap<Box<[u8]>, RuleIndexes>>,
 }
+
+/// Indexes into [`Router::rules`], shared between the memo and its readers.
+type RuleIndexes = std::sync::Arc<[usize]>;
 
 impl Memo {
     const MAX_KEY: usize = 512;
     const MAX_ENTRIES: usize = 4096;
 
-    fn get(&self, key: &[u8]) -> Option<std::sync::Arc<[usize]>> {
+    fn get(&self, key: &[u8]) -> Option<RuleIndexes> {
         let hits = self.hits.read().unwrap_or_else(|p| p.into_inner());
         hits.get(key).cloned()
     }
 
-    fn keep(&self, key: &[u8], rules: std::sync::Arc<[usize]>) {
+    fn keep(&self, key: &[u8], rules: RuleIndexes) {
         if key.len() > Self::MAX_KEY {
             return;
         }
@@ -192,7 +195,7 @@ impl Router {
         let indexes = match self.memo.get(&key) {
             Some(hit) => hit,
             None => {
-                let found: std::sync::Arc<[usize]> = self.matching(&key)?.into();
+                let found: RuleIndexes = self.matching(&key)?.into();
                 self.memo.keep(&key, found.clone());
                 found
             }
