@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 use storefront_domain::EventType;
 use storefront_template::router::eventbridge_event;
-use storefront_template::{Router, Template};
+use storefront_template::{PatternRouter, Template};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -118,7 +118,7 @@ fn rules_select_exactly_the_declared_types() {
         let queue = &f.sqs[0].queue;
         let rules = t.rules_for_queue(queue);
         assert!(!rules.is_empty(), "{name}: a rule targets {queue}");
-        let router = Router::new(rules.iter().map(|r| (r.logical_id.as_str(), &r.pattern)))
+        let router = PatternRouter::new(rules.iter().map(|r| (r.logical_id.as_str(), &r.pattern)))
             .expect("patterns");
         for ty in EventType::ALL {
             for source in sources(*ty) {

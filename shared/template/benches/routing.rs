@@ -10,7 +10,7 @@ use std::path::Path;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use storefront_template::Template;
-use storefront_template::router::{Router, eventbridge_event};
+use storefront_template::router::{PatternRouter, eventbridge_event};
 
 /// A mix of the event types the journey produces, each as the publisher puts
 /// it on the bus: source `storefront.{aggregate}`, detail-type the event type,
@@ -85,7 +85,7 @@ fn journey_events() -> Vec<Value> {
 fn routing(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
     let template = Template::load(&path).unwrap();
-    let router = Router::from_template(&template).unwrap();
+    let router = PatternRouter::from_template(&template).unwrap();
     let events = journey_events();
     let bodies: Vec<String> = events.iter().map(Value::to_string).collect();
     for body in &bodies {
@@ -121,7 +121,7 @@ fn routing(c: &mut Criterion) {
     // Every event a miss: a router whose memo was filled up (it stops growing
     // at 4,096 projections) with projections none of the journey's has, so
     // each event pays the look-up, then quamina on the projection.
-    let missing = Router::from_template(&template).unwrap();
+    let missing = PatternRouter::from_template(&template).unwrap();
     for i in 0..5_000 {
         let other = eventbridge_event("x", &format!("other.{i}"), "t", "t", &json!({}));
         missing.matches_event(&other).unwrap();

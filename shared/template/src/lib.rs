@@ -8,7 +8,7 @@
 //! into a small model, so the local runtime wires the same system the SAM
 //! deploy does, and the tests can check the template against the code.
 //!
-//! [`router::Router`] evaluates the rules' event patterns with `quamina`, a
+//! [`router::PatternRouter`] evaluates the rules' event patterns with `quamina`, a
 //! real EventBridge-pattern matcher; `$or`, which quamina lacks, is expanded
 //! into several patterns first.
 
@@ -19,4 +19,4 @@ pub mod model;
 pub mod router;
 
 pub use model::{EnvValue, Function, Queue, Rule, Template, TemplateError};
-pub use router::Router;
+pub use router::{PatternRouter, RouterError};

@@ -64,6 +64,9 @@ pub struct StreamSource {
     pub filters: Vec<serde_json::Value>,
     /// Whether the function reports partial batch failures.
     pub report_batch_item_failures: bool,
+    /// The logical id of the queue that records given up on are described
+    /// on (`DestinationConfig.OnFailure`).
+    pub on_failure: Option<String>,
 }
 
 /// A function.
@@ -100,6 +103,8 @@ pub struct Queue {
     pub visibility_timeout: u64,
     /// The DLQ's logical id and maxReceiveCount, if any.
     pub redrive: Option<(String, u32)>,
+    /// Its `QueueName` (usually a `!Sub` of the stage), if the template names it.
+    pub name: Option<EnvValue>,
 }
 
 /// An EventBridge rule with queue targets.
@@ -273,6 +278,7 @@ impl Template {
                             visibility_timeout: number(props.get("VisibilityTimeout"))
                                 .unwrap_or(30),
                             redrive,
+                            name: props.get("QueueName").map(env_value),
                         },
                     );
                 }
@@ -396,6 +402,9 @@ fn function(
                         })
                         .unwrap_or_default(),
                     report_batch_item_failures: responses(&p),
+                    on_failure: p
+                        .pointer("/DestinationConfig/OnFailure/Destination")
+                        .and_then(referenced),
                 }),
                 Some("Schedule") | Some("ScheduleV2") => {
                     if let Some(expr) = p

@@ -29,7 +29,7 @@ pub enum RouterError {
 }
 
 /// Matches events against every rule's pattern.
-pub struct Router {
+pub struct PatternRouter {
     /// Patterns registered under the index of their rule in `rules`.
     matcher: Quamina<usize>,
     rules: Vec<String>,
@@ -39,9 +39,9 @@ pub struct Router {
     memo: Memo,
 }
 
-impl Clone for Router {
+impl Clone for PatternRouter {
     fn clone(&self) -> Self {
-        Router {
+        PatternRouter {
             matcher: self.matcher.clone(),
             rules: self.rules.clone(),
             fields: self.fields.clone(),
@@ -50,9 +50,9 @@ impl Clone for Router {
     }
 }
 
-impl std::fmt::Debug for Router {
+impl std::fmt::Debug for PatternRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Router")
+        f.debug_struct("PatternRouter")
             .field("rules", &self.rules)
             .finish()
     }
@@ -73,7 +73,7 @@ struct Memo {
     hits: std::sync::RwLock<std::collections::HashMap<Box<[u8]>, RuleIndexes>>,
 }
 
-/// Indexes into [`Router::rules`], shared between the memo and its readers.
+/// Indexes into [`PatternRouter::rules`], shared between the memo and its readers.
 type RuleIndexes = std::sync::Arc<[usize]>;
 
 impl Memo {
@@ -96,11 +96,11 @@ impl Memo {
     }
 }
 
-impl Router {
+impl PatternRouter {
     /// A router over (rule id, pattern) pairs.
     pub fn new<'a>(
         rules: impl IntoIterator<Item = (&'a str, &'a Value)>,
-    ) -> Result<Router, RouterError> {
+    ) -> Result<PatternRouter, RouterError> {
         let mut matcher = Quamina::new();
         let mut ids: Vec<String> = Vec::new();
         let mut fields = std::collections::BTreeSet::new();
@@ -124,7 +124,7 @@ impl Router {
                     })?;
             }
         }
-        Ok(Router {
+        Ok(PatternRouter {
             matcher,
             rules: ids,
             fields: fields.into_iter().collect(),
@@ -133,8 +133,8 @@ impl Router {
     }
 
     /// A router over every rule of a template.
-    pub fn from_template(template: &Template) -> Result<Router, RouterError> {
-        Router::new(
+    pub fn from_template(template: &Template) -> Result<PatternRouter, RouterError> {
+        PatternRouter::new(
             template
                 .rules
                 .values()
@@ -142,7 +142,7 @@ impl Router {
         )
     }
 
-    /// The indexes (into [`Router::rules`]) of the rules matching `event`, sorted, each once.
+    /// The indexes (into [`PatternRouter::rules`]) of the rules matching `event`, sorted, each once.
     fn matching(&self, event: &[u8]) -> Result<Vec<usize>, RouterError> {
         let mut hits = self
             .matcher
@@ -156,7 +156,7 @@ impl Router {
     /// The ids of the rules that match `event` (an EventBridge event as JSON), sorted, each once.
     ///
     /// The whole event goes to the matcher every time; an event already in
-    /// memory is cheaper through [`Router::matches_event`].
+    /// memory is cheaper through [`PatternRouter::matches_event`].
     pub fn matches(&self, event: &[u8]) -> Result<Vec<String>, RouterError> {
         Ok(self
             .matching(event)?
@@ -165,7 +165,7 @@ impl Router {
             .collect())
     }
 
-    /// Like [`Router::matches`], for an event already in memory: only the
+    /// Like [`PatternRouter::matches`], for an event already in memory: only the
     /// top-level fields some pattern names are handed to the matcher (a
     /// pattern cannot depend on a field it does not name, and `exists: false`
     /// on an unnamed field is impossible), so a rule set that looks at
@@ -330,7 +330,7 @@ mod tests {
                 json!({"source": ["storefront.order"], "detail": {"x": [{"exists": false}]}}),
             ),
         ];
-        let router = Router::new(rules.iter().map(|(id, p)| (*id, p))).expect("router");
+        let router = PatternRouter::new(rules.iter().map(|(id, p)| (*id, p))).expect("router");
         for event in [
             eventbridge_event(
                 "1",
@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn the_memo_is_bounded_and_the_router_still_answers_past_it() {
         let pattern = json!({"detail": {"n": [{"numeric": [">=", 0]}]}});
-        let router = Router::new([("Numbers", &pattern)]).expect("router");
+        let router = PatternRouter::new([("Numbers", &pattern)]).expect("router");
         for n in 0..(Memo::MAX_ENTRIES + 100) {
             let event = eventbridge_event("1", "s", "t", "t", &json!({"n": n}));
             assert_eq!(router.matches_event(&event).expect("match"), ["Numbers"]);
@@ -376,7 +376,7 @@ mod tests {
             Memo::MAX_ENTRIES
         );
         let long = eventbridge_event("1", "s", "t", "t", &json!({"n": 1, "pad": "x".repeat(600)}));
-        let fresh = Router::new([("Numbers", &pattern)]).expect("router");
+        let fresh = PatternRouter::new([("Numbers", &pattern)]).expect("router");
         assert_eq!(fresh.matches_event(&long).expect("match"), ["Numbers"]);
         assert!(
             fresh.memo.hits.read().expect("memo").is_empty(),

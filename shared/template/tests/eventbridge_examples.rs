@@ -3,7 +3,7 @@
 //! (event patterns, content filtering, `$or`, arrays, null and empty values).
 
 use serde_json::{Value, json};
-use storefront_template::Router;
+use storefront_template::PatternRouter;
 
 /// The EC2 state-change sample event of the EventBridge user guide, with the
 /// extra fields the content-filtering examples use.
@@ -32,7 +32,7 @@ fn ec2_event() -> Value {
 }
 
 fn matches(pattern: Value, event: &Value) -> bool {
-    let router = Router::new([("r", &pattern)]).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+    let router = PatternRouter::new([("r", &pattern)]).unwrap_or_else(|e| panic!("{pattern}: {e}"));
     !router
         .matches(event.to_string().as_bytes())
         .expect("match")
@@ -159,7 +159,7 @@ fn several_rules() {
     let a = json!({"source": ["storefront.order"], "detail-type": ["order.created", "order.cancelled"]});
     let b = json!({"source": [{"prefix": "storefront."}]});
     let c = json!({"source": ["storefront.cart"]});
-    let router = Router::new([("a", &a), ("b", &b), ("c", &c)]).expect("router");
+    let router = PatternRouter::new([("a", &a), ("b", &b), ("c", &c)]).expect("router");
     let event = json!({"source": "storefront.order", "detail-type": "order.created", "detail": {}});
     assert_eq!(
         router.matches(event.to_string().as_bytes()).expect("match"),
@@ -178,6 +178,6 @@ fn several_rules() {
 #[test]
 fn unsupported_operators_are_refused() {
     let p = json!({"detail": {"instance-id": [{"anything-but": {"prefix": "i-"}}]}});
-    let err = Router::new([("r", &p)]).expect_err("refused");
+    let err = PatternRouter::new([("r", &p)]).expect_err("refused");
     assert!(err.to_string().contains("rule r"), "{err}");
 }
