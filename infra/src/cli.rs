@@ -11,8 +11,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use storefront_domain::{EventEnvelope, StreamId};
 use storefront_store::{EventLog, EventStore, StoreError};
 
-use crate::aws_mode::{AwsOptions, AwsRuntime};
+use crate::aws::{AwsOptions, AwsRuntime};
+use crate::error::RuntimeError;
+use crate::local::queues::QueueError;
 use crate::local::{LocalRuntime, Options};
+use crate::service::AwsCallError;
 
 /// The storefront's local runtime and operator CLI.
 #[derive(Debug, Parser)]
@@ -83,7 +86,7 @@ pub enum Command {
     /// Check every stored event's checksum and the audit chain.
     Verify,
     /// Drive a running local runtime with N shoppers doing the journey, then print latencies (BENCHMARKS.md).
-    Load(crate::load::LoadArgs),
+    Load(crate::tools::load::LoadArgs),
     /// Measurements (BENCHMARKS.md).
     Bench {
         /// What to measure.
@@ -96,7 +99,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Spawn each function's release binary under a local Lambda Runtime API and measure init, first invoke and peak RSS beside a bare hello binary.
-    Coldstart(crate::coldstart::ColdstartArgs),
+    Coldstart(crate::tools::coldstart::ColdstartArgs),
 }
 
 /// `dlq` sub-commands.
@@ -196,26 +199,103 @@ impl Default for DevArgs {
     }
 }
 
-/// A command's failure, as the one line the user sees.
+/// A command's failure, as the one line the user sees; each variant keeps its cause.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CliError(pub String);
-
-impl From<StoreError> for CliError {
-    fn from(e: StoreError) -> Self {
-        CliError(e.to_string())
-    }
+pub enum CliError {
+    /// The command cannot be done as asked; the message says what to do instead.
+    #[error("{0}")]
+    Usage(String),
+    /// A runtime could not be built or stopped.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The event or state store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The local queue file failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The dev signing key could not be read or used.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// The load generator failed.
+    #[error(transparent)]
+    Load(#[from] crate::tools::load::LoadError),
+    /// The cold-start harness failed.
+    #[error(transparent)]
+    Coldstart(#[from] crate::tools::coldstart::ColdstartError),
+    /// A summary could not be written as JSON.
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The API's address is taken or not ours.
+    #[error(
+        "cannot listen on {addr}: {source}; pass --port N (or STOREFRONT_PORT) or stop whatever uses it"
+    )]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An AWS call failed.
+    #[error("{what}: {source}")]
+    Aws {
+        /// What was asked.
+        what: String,
+        /// The service's answer.
+        #[source]
+        source: AwsCallError,
+    },
+    /// A handler failed while views were rebuilt.
+    #[error("{handler} failed on {event_id} ({event_type}): {source}")]
+    Replay {
+        /// The handler.
+        handler: String,
+        /// The event it failed on.
+        event_id: String,
+        /// Its type.
+        event_type: String,
+        /// Why.
+        #[source]
+        source: storefront_runtime::HandlerError,
+    },
+    /// A projection could not forget its views.
+    #[error("{handler}: cannot reset its views: {source}")]
+    Reset {
+        /// The handler.
+        handler: String,
+        /// Why.
+        #[source]
+        source: storefront_runtime::HandlerError,
+    },
+    /// A stored event fails its checksum or does not decode.
+    #[error("event after position {position} fails verification: {source}")]
+    Verify {
+        /// The last good position.
+        position: u64,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// The audit chain is broken.
+    #[error("audit chain: {0}")]
+    Audit(#[from] storefront_audit::VerifyError),
 }
 
-impl From<crate::local::RuntimeError> for CliError {
-    fn from(e: crate::local::RuntimeError) -> Self {
-        CliError(e.to_string())
-    }
-}
-
-impl From<crate::queues::QueueError> for CliError {
-    fn from(e: crate::queues::QueueError) -> Self {
-        CliError(e.to_string())
+impl CliError {
+    /// An AWS call's failure while asking for `what`.
+    pub fn aws<E>(what: impl Into<String>, e: E) -> CliError
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+    {
+        CliError::Aws {
+            what: what.into(),
+            source: AwsCallError::new(e),
+        }
     }
 }
 
@@ -248,11 +328,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         None => dev(&cli, &DevArgs::default()).await,
         Some(Command::Dev(args)) => dev(&cli, args).await,
         Some(Command::Token { user, admin, ttl }) => {
-            let keys = crate::auth::DevKeys::load_or_create(&cli.data)
-                .map_err(|e| CliError(e.to_string()))?;
-            let token = keys
-                .issue(user, *admin, ttl.as_secs())
-                .map_err(|e| CliError(e.to_string()))?;
+            let keys = crate::auth::DevKeys::load_or_create(&cli.data)?;
+            let token = keys.issue(user, *admin, ttl.as_secs())?;
             println!("{token}");
             Ok(())
         }
@@ -283,28 +360,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn load(cli: &Cli, args: &crate::load::LoadArgs) -> Result<(), CliError> {
-    let summary = crate::load::run(&cli.data, args)
-        .await
-        .map_err(|e| CliError(e.to_string()))?;
+async fn load(cli: &Cli, args: &crate::tools::load::LoadArgs) -> Result<(), CliError> {
+    let summary = crate::tools::load::run(&cli.data, args).await?;
     if args.json {
-        let text = serde_json::to_string_pretty(&summary).map_err(|e| CliError(e.to_string()))?;
-        println!("{text}");
+        println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print!("{}", crate::load::render(&summary));
+        print!("{}", crate::tools::load::render(&summary));
     }
     Ok(())
 }
 
-async fn coldstart(cli: &Cli, args: &crate::coldstart::ColdstartArgs) -> Result<(), CliError> {
-    let results = crate::coldstart::run(&cli.template, args)
-        .await
-        .map_err(|e| CliError(e.to_string()))?;
+async fn coldstart(
+    cli: &Cli,
+    args: &crate::tools::coldstart::ColdstartArgs,
+) -> Result<(), CliError> {
+    let results = crate::tools::coldstart::run(&cli.template, args).await?;
     if args.json {
-        let text = serde_json::to_string_pretty(&results).map_err(|e| CliError(e.to_string()))?;
-        println!("{text}");
+        println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
-        print!("{}", crate::coldstart::render(&results));
+        print!("{}", crate::tools::coldstart::render(&results));
     }
     Ok(())
 }
@@ -329,12 +403,9 @@ fn init_logs(format: LogFormat) {
 async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     init_logs(args.log_format);
     let addr = SocketAddr::new(args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        CliError(format!(
-            "cannot listen on {addr}: {e}; pass --port N (or STOREFRONT_PORT) or stop whatever uses it"
-        ))
-    })?;
-    let bound = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
+    let listen = |source| CliError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -355,9 +426,7 @@ fn banner(
     keys: &crate::auth::DevKeys,
     bound: SocketAddr,
 ) -> Result<(), CliError> {
-    let example = keys
-        .issue("alice", false, 12 * 3600)
-        .map_err(|e| CliError(e.to_string()))?;
+    let example = keys.issue("alice", false, 12 * 3600)?;
     println!("{description}");
     println!(
         "Try it (a token for alice, valid 12h; `storefront token --user NAME [--admin]` makes more):"
@@ -391,7 +460,7 @@ fn print_event(e: &EventEnvelope, position: Option<u64>, json: bool) {
 async fn events(cli: &Cli, stream: Option<&str>, follow: bool, json: bool) -> Result<(), CliError> {
     let path = cli.data.join("events.db");
     if !path.exists() {
-        return Err(CliError(format!(
+        return Err(CliError::Usage(format!(
             "no events yet: {} does not exist (start the storefront with `cargo run --release`)",
             path.display()
         )));
@@ -405,8 +474,8 @@ async fn events(cli: &Cli, stream: Option<&str>, follow: bool, json: bool) -> Re
     }
     match stream {
         Some(raw) => {
-            let id =
-                StreamId::parse(raw).map_err(|e| CliError(format!("--stream {raw:?}: {e}")))?;
+            let id = StreamId::parse(raw)
+                .map_err(|e| CliError::Usage(format!("--stream {raw:?}: {e}")))?;
             let mut version = 0;
             loop {
                 for e in store.load(&id, version).await? {
@@ -443,18 +512,17 @@ fn dlq(cli: &Cli, action: &DlqAction) -> Result<(), CliError> {
     let only = match action {
         DlqAction::List { handler, .. } | DlqAction::Redrive { handler, .. } => handler.clone(),
     };
-    let known: Vec<&str> = runtime.handlers.iter().map(|w| w.name).collect();
+    let known: Vec<&str> = runtime.handlers().map(|w| w.name).collect();
     if let Some(h) = &only
         && !known.contains(&h.as_str())
     {
-        return Err(CliError(format!(
+        return Err(CliError::Usage(format!(
             "no handler {h:?}; the handlers are {}",
             known.join(", ")
         )));
     }
     for w in runtime
-        .handlers
-        .iter()
+        .handlers()
         .filter(|w| only.as_deref().is_none_or(|h| h == w.name))
     {
         let Some(redrive) = &w.redrive else { continue };
@@ -494,8 +562,8 @@ async fn dlq_aws(
     only: Option<&str>,
     stage: &str,
 ) -> Result<(), CliError> {
-    let template =
-        storefront_template::Template::load(&cli.template).map_err(|e| CliError(e.to_string()))?;
+    let template = storefront_template::Template::load(&cli.template)
+        .map_err(|source| RuntimeError::TemplateUnreadable { source })?;
     let handlers: Vec<String> = template
         .functions
         .values()
@@ -505,7 +573,7 @@ async fn dlq_aws(
     if let Some(h) = only
         && !handlers.iter().any(|x| x == h)
     {
-        return Err(CliError(format!(
+        return Err(CliError::Usage(format!(
             "no handler {h:?}; the handlers are {}",
             handlers.join(", ")
         )));
@@ -516,43 +584,45 @@ async fn dlq_aws(
         .iter()
         .filter(|h| only.is_none_or(|o| o == h.as_str()))
     {
+        let (queue, dlq) = crate::aws::dlq::queue_names(&template, stage, h)?;
         match action {
             DlqAction::List { .. } => {
-                let n = crate::aws_dlq::depth(&sqs, stage, h).await?;
-                println!(
-                    "{h:<16} ~{n} message(s) in {}",
-                    crate::aws_dlq::queue_names(stage, h).1
-                );
+                let n = crate::aws::dlq::depth(&sqs, &dlq).await?;
+                println!("{h:<16} ~{n} message(s) in {dlq}");
             }
-            DlqAction::Redrive { .. } => match crate::aws_dlq::redrive(&sqs, stage, h).await? {
-                crate::aws_dlq::Redriven::MoveTask { handle } => {
-                    println!("{h:<16} StartMessageMoveTask started (task {handle})");
+            DlqAction::Redrive { .. } => {
+                match crate::aws::dlq::redrive(&sqs, &queue, &dlq).await? {
+                    crate::aws::dlq::Redriven::MoveTask { handle } => {
+                        println!("{h:<16} StartMessageMoveTask started (task {handle})");
+                    }
+                    crate::aws::dlq::Redriven::Moved(n) => {
+                        println!("{h:<16} moved {n} message(s) back")
+                    }
                 }
-                crate::aws_dlq::Redriven::Moved(n) => println!("{h:<16} moved {n} message(s) back"),
-            },
+            }
         }
     }
     Ok(())
 }
 
-/// The handlers whose whole effect is views, and which can therefore be rebuilt.
-pub const REPLAYABLE: &[&str] = &["cart", "user", "analytics"];
-
 async fn replay(cli: &Cli, name: &str) -> Result<(), CliError> {
-    if !REPLAYABLE.contains(&name) {
-        return Err(CliError(format!(
-            "{name:?} cannot be replayed: only the view handlers ({}) can; the others' effects are events already in the store",
-            REPLAYABLE.join(", ")
-        )));
-    }
     let runtime = LocalRuntime::build(options(cli, &DevArgs::default()))?;
-    let wired = runtime
-        .handlers
-        .iter()
-        .find(|w| w.name == name)
-        .ok_or_else(|| CliError(format!("template.yaml wires no {name} handler")))?;
+    let replayable: Vec<&str> = runtime
+        .handlers()
+        .filter(|w| w.handler.projection().is_some())
+        .map(|w| w.name)
+        .collect();
+    let wired = runtime.handlers().find(|w| w.name == name);
+    let (Some(wired), true) = (wired, replayable.contains(&name)) else {
+        return Err(CliError::Usage(format!(
+            "{name:?} cannot be replayed: only the view handlers ({}) can; the others' effects are events already in the store",
+            replayable.join(", ")
+        )));
+    };
     let handler = wired.handler.clone();
-    let state = runtime.stores.state.clone();
+    let Some(projection) = handler.projection() else {
+        return Err(CliError::Usage(format!("{name:?} cannot be replayed")));
+    };
 
     // Forget the views, then feed every event again in commit order.
     let mut log = Vec::new();
@@ -563,30 +633,14 @@ async fn replay(cli: &Cli, name: &str) -> Result<(), CliError> {
         position = last.position;
         log.extend(page.into_iter().map(|l| l.envelope));
     }
-    let streams: BTreeSet<&str> = log.iter().map(|e| e.stream_id.as_str()).collect();
-    match name {
-        "cart" => {
-            for s in streams.iter().filter_map(|s| s.strip_prefix("cart#")) {
-                let (pk, sk) = storefront_cart::view_key(s);
-                state.delete(&pk, sk).await?;
-                state.delete(storefront_cart::ACTIVITY, s).await?;
-            }
-        }
-        "user" => {
-            for s in streams.iter().filter_map(|s| s.strip_prefix("user#")) {
-                let (pk, sk) = storefront_user::view_key(s);
-                state.delete(&pk, sk).await?;
-                state.delete(storefront_user::DIRECTORY, s).await?;
-            }
-        }
-        _ => {
-            for pk in [storefront_analytics::ORDERS, storefront_analytics::CARTS] {
-                for item in state.query(pk).await? {
-                    state.delete(pk, &item.sk).await?;
-                }
-            }
-        }
-    }
+    let streams: BTreeSet<String> = log.iter().map(|e| e.stream_id.clone()).collect();
+    projection
+        .reset(&streams)
+        .await
+        .map_err(|source| CliError::Reset {
+            handler: name.to_owned(),
+            source,
+        })?;
     let relevant: Vec<&EventEnvelope> = log
         .iter()
         .filter(|e| handler.consumes().iter().any(|t| t.name() == e.event_type))
@@ -601,11 +655,11 @@ async fn replay(cli: &Cli, name: &str) -> Result<(), CliError> {
     );
     bar.set_message(format!("replaying {name}"));
     for e in relevant {
-        handler.handle(e).await.map_err(|err| {
-            CliError(format!(
-                "{name} failed on {} ({}): {err}",
-                e.event_id, e.event_type
-            ))
+        handler.handle(e).await.map_err(|source| CliError::Replay {
+            handler: name.to_owned(),
+            event_id: e.event_id.clone(),
+            event_type: e.event_type.clone(),
+            source,
         })?;
         bar.inc(1);
     }
@@ -617,7 +671,7 @@ async fn replay(cli: &Cli, name: &str) -> Result<(), CliError> {
 async fn verify(cli: &Cli) -> Result<(), CliError> {
     let path = cli.data.join("events.db");
     if !path.exists() {
-        return Err(CliError(format!(
+        return Err(CliError::Usage(format!(
             "nothing to verify: {} does not exist",
             path.display()
         )));
@@ -628,20 +682,14 @@ async fn verify(cli: &Cli) -> Result<(), CliError> {
     loop {
         let page = match store.read_after(position, 1000).await {
             Ok(page) => page,
-            Err(e) => {
-                return Err(CliError(format!(
-                    "event after position {position} fails verification: {e}"
-                )));
-            }
+            Err(source) => return Err(CliError::Verify { position, source }),
         };
         let Some(last) = page.last() else { break };
         position = last.position;
         count += page.len() as u64;
     }
     println!("events: {count} checksums verified");
-    let days = storefront_audit::verify_all(&store)
-        .await
-        .map_err(|e| CliError(format!("audit chain: {e}")))?;
+    let days = storefront_audit::verify_all(&store).await?;
     for (day, n) in &days {
         println!("audit {day}: {n} records, chain intact");
     }

@@ -10,23 +10,28 @@
 //! `bench coldstart` (BENCHMARKS.md).
 //!
 //! ## Layout
-//! - [`local`]: the runtime: HTTP, feed, workers, sweeper.
-//! - [`aws_mode`]: `storefront dev --aws`: the same functions against a
-//!   deployed stack, playing only the Lambda service (stream and queue pollers).
-//! - [`queues`]: durable local queues with SQS semantics.
+//! - [`service`]: the Lambda service, once for both modes: the function
+//!   registry, the queue worker, the stream mapping, the redelivery backoff
+//!   and the `/_local` control routes.
+//! - [`local`]: the embedded runtime's stand-ins for AWS: SQLite queues, the
+//!   event log as the stream, the bus routing through the template's rules.
+//! - [`aws`]: `storefront dev --aws`: the same service against a deployed
+//!   stack (deployment discovery, SQS, DynamoDB Streams), and `dlq --aws`.
+//! - [`runtime`]: what both runtimes share around the service (start-up,
+//!   the HTTP app, serving); [`error`]: why a runtime could not start.
 //! - [`auth`]: dev tokens and the layer standing in for the JWT authorizer.
 //! - [`cli`]: the commands.
-//! - [`coldstart`]: `storefront bench coldstart`, the Lambda cold-start harness.
-//! - [`load`]: `storefront load`, the load generator (see BENCHMARKS.md).
+//! - [`tools`]: measuring, not serving: the load generator and the Lambda
+//!   cold-start harness (BENCHMARKS.md).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod auth;
-pub mod aws_dlq;
-pub mod aws_mode;
+pub mod aws;
 pub mod cli;
-pub mod coldstart;
-pub mod load;
+pub mod error;
 pub mod local;
-pub mod queues;
+pub mod runtime;
+pub mod service;
+pub mod tools;

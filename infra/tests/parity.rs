@@ -152,7 +152,7 @@ async fn dead_letters(rt: &Runtime) -> BTreeMap<String, Vec<String>> {
     for h in handlers {
         let bodies: Vec<String> = match &rt.aws {
             None => {
-                let queues = storefront::queues::Queues::open(&rt.data.join("queues.db"))
+                let queues = storefront::local::queues::Queues::open(&rt.data.join("queues.db"))
                     .expect("queues.db");
                 let logical = format!(
                     "{}DLQ",
@@ -271,7 +271,10 @@ fn normalise(
         .collect::<Vec<_>>();
     let mut state: Vec<(String, String, u64, Value, bool)> = state
         .into_iter()
-        .filter(|i| i.pk != storefront_notification::OUTBOX && !i.pk.starts_with("idem#api#"))
+        .filter(|i| {
+            i.pk != storefront_store::keys::OUTBOX
+                && !i.pk.starts_with(storefront_store::keys::API_REQUEST_PREFIX)
+        })
         .map(|i| {
             let mut value = value_text(&i.value, &text);
             let (pk, mut sk, mut version) = (text(&i.pk), text(&i.sk), i.version);

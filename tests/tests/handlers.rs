@@ -238,7 +238,7 @@ async fn views_ignore_stale_events() {
         .iter()
         .filter(|e| e.stream_id == "cart#carol")
         .collect();
-    let cart = storefront_cart::CartViews::new(shop.stores.clone());
+    let cart = storefront_cart::CartViews::new(shop.stores.clone(), &Default::default());
     // The newest event first: the view catches up with everything.
     assert_eq!(
         cart.handle(cart_events[2]).await.expect("handle"),
@@ -369,8 +369,11 @@ async fn sweeper_abandons_and_expires() {
         + 3600;
     let patient = storefront_cart_sweeper::Sweeper::new(
         shop.stores.clone(),
-        std::time::Duration::from_secs(7200),
-        std::time::Duration::from_secs(7200),
+        &storefront_cart_sweeper::Settings {
+            cart_idle: std::time::Duration::from_secs(7200),
+            payment_timeout: std::time::Duration::from_secs(7200),
+            ..Default::default()
+        },
     );
     assert_eq!(
         patient.sweep(later).await.expect("sweep"),
@@ -379,8 +382,11 @@ async fn sweeper_abandons_and_expires() {
     );
     let sweeper = storefront_cart_sweeper::Sweeper::new(
         shop.stores.clone(),
-        std::time::Duration::from_secs(60),
-        std::time::Duration::from_secs(60),
+        &storefront_cart_sweeper::Settings {
+            cart_idle: std::time::Duration::from_secs(60),
+            payment_timeout: std::time::Duration::from_secs(60),
+            ..Default::default()
+        },
     );
     let report = sweeper.sweep(later).await.expect("sweep");
     assert_eq!((report.carts_abandoned, report.orders_expired), (1, 1));
@@ -423,6 +429,7 @@ async fn notifications_send_once() {
         .expect("event");
     let n = Arc::new(storefront_notification::Notifications::new(
         shop.stores.clone(),
+        &common::notification_settings(),
         Arc::new(storefront_notification::OutboxNotifier::new(
             shop.stores.state.clone(),
         )),
@@ -578,7 +585,10 @@ async fn failure_isolation_in_a_batch() {
     shop.product("MUG", 5).await;
     shop.product("TEE", 5).await;
     let events = shop.new_events().await;
-    let audit = Arc::new(storefront_audit::Audit::new(shop.stores.clone()));
+    let audit = Arc::new(storefront_audit::Audit::new(
+        shop.stores.clone(),
+        &Default::default(),
+    ));
     let message = |id: &str, body: String| {
         let mut m = SqsMessage::default();
         m.message_id = Some(id.into());
@@ -626,12 +636,12 @@ async fn user_views() {
     let dir = shop
         .stores
         .state
-        .get(storefront_user::DIRECTORY, "ivy")
+        .get(storefront_store::keys::USER_DIRECTORY, "ivy")
         .await
         .expect("get")
         .expect("entry");
     assert_eq!(dir.value["email"], "ivy@example.com");
-    let (pk, sk) = storefront_user::view_key("ivy");
+    let (pk, sk) = storefront_store::keys::user_view("ivy");
     assert_eq!(
         shop.stores
             .state

@@ -8,24 +8,23 @@
 //! has its own small item (`analytics#orders` / `{orderId}`,
 //! `analytics#carts` / `{userId}`), caught up with the store like any view:
 //! duplicates and out-of-order deliveries change nothing, and the figures are
-//! summed when asked for ([`read_stats`]). An admin endpoint reads a few
+//! summed when the API is asked for them (`storefront_api::stats`). An admin endpoint reads a few
 //! thousand small items comfortably; a shop beyond that would add a periodic
 //! roll-up, noted in ARCHITECTURE.md.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use storefront_domain::cart::CartState;
-use storefront_domain::order::{OrderState, OrderStatus};
+use storefront_domain::order::OrderState;
 use storefront_domain::{EventEnvelope, EventType};
 use storefront_runtime::handler::{consumed_stream, project};
-use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
-use storefront_store::{StateStore, StoreError};
-use utoipa::ToSchema;
+use storefront_runtime::{
+    Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Projection, Stores,
+};
 
 /// The handler's name.
 pub const NAME: &str = "analytics";
@@ -45,39 +44,23 @@ pub const CONSUMES: &[EventType] = &[
     EventType::OrderRefunded,
 ];
 
-/// Partition of the per-order items.
-pub const ORDERS: &str = "analytics#orders";
-/// Partition of the per-cart items.
-pub const CARTS: &str = "analytics#carts";
-/// How many best sellers the stats list.
-pub const TOP_N: usize = 10;
+use storefront_store::keys::{ANALYTICS_CARTS as CARTS, ANALYTICS_ORDERS as ORDERS};
 
-/// `GET /admin/stats`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StatsView {
-    /// Orders per status.
-    pub orders_by_status: BTreeMap<String, u64>,
-    /// Paid and not refunded, in minor units, per currency.
-    pub revenue_cents: BTreeMap<String, i64>,
-    /// Carts that ever received an item.
-    pub carts_started: u64,
-    /// Checkouts (orders placed).
-    pub checkouts: u64,
-    /// Checkouts per cart started, 0..=1 and beyond for repeat buyers.
-    pub conversion_rate: f64,
-    /// Best sellers by units in orders that were not rejected or cancelled.
-    pub top_products: Vec<TopProduct>,
+/// Everything the analytics function reads from its environment: only what
+/// every function gets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    pub globals: Globals,
 }
 
-/// A best seller.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TopProduct {
-    /// The product.
-    pub sku: String,
-    /// Units ordered.
-    pub units: u64,
+impl Settings {
+    /// Reads the globals.
+    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            globals: Globals::from_config(config)?,
+        })
+    }
 }
 
 /// The analytics handler.
@@ -87,19 +70,11 @@ pub struct Analytics {
 }
 
 impl Analytics {
-    /// A handler on these stores.
-    pub fn new(stores: Stores) -> Self {
-        Analytics { stores }
-    }
-
-    /// From the function's environment.
-    pub fn from_config(
-        config: &Config,
-        sdk: &storefront_runtime::aws::SdkConfig,
-    ) -> Result<Self, ConfigError> {
-        Ok(Analytics::new(storefront_runtime::lambda::dynamo_stores(
-            config, sdk,
-        )?))
+    /// A handler on these stores, with the function's settings.
+    pub fn new(stores: Stores, settings: &Settings) -> Self {
+        Analytics {
+            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+        }
     }
 }
 
@@ -107,6 +82,10 @@ impl Analytics {
 impl EventHandler for Analytics {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn projection(&self) -> Option<&dyn Projection> {
+        Some(self)
     }
 
     fn consumes(&self) -> &'static [EventType] {
@@ -131,50 +110,15 @@ impl EventHandler for Analytics {
     }
 }
 
-/// Sums the per-order and per-cart items into the stats.
-pub async fn read_stats(state: &dyn StateStore) -> Result<StatsView, StoreError> {
-    let mut stats = StatsView::default();
-    let mut units: BTreeMap<String, u64> = BTreeMap::new();
-    for item in state.query(ORDERS).await? {
-        let Ok(order) = serde_json::from_value::<OrderState>(item.value) else {
-            continue;
-        };
-        let Some(status) = order.status else { continue };
-        *stats
-            .orders_by_status
-            .entry(status.as_str().to_owned())
-            .or_default() += 1;
-        stats.checkouts += 1;
-        if order.paid_cents > 0 && !order.refunded {
-            let currency = order
-                .currency
-                .as_ref()
-                .map(|c| c.to_string())
-                .unwrap_or_default();
-            *stats.revenue_cents.entry(currency).or_default() += order.paid_cents;
-        }
-        if !matches!(status, OrderStatus::Rejected | OrderStatus::Cancelled) {
-            for line in &order.lines {
-                *units.entry(line.sku.to_string()).or_default() += u64::from(line.quantity);
+#[async_trait]
+impl Projection for Analytics {
+    /// Every per-order and per-cart item.
+    async fn reset(&self, _streams: &BTreeSet<String>) -> Result<(), HandlerError> {
+        for pk in [ORDERS, CARTS] {
+            for item in self.stores.state.query(pk).await? {
+                self.stores.state.delete(pk, &item.sk).await?;
             }
         }
+        Ok(())
     }
-    for item in state.query(CARTS).await? {
-        if serde_json::from_value::<CartState>(item.value).is_ok_and(|c| c.user_id.is_some()) {
-            stats.carts_started += 1;
-        }
-    }
-    stats.conversion_rate = if stats.carts_started == 0 {
-        0.0
-    } else {
-        stats.checkouts as f64 / stats.carts_started as f64
-    };
-    let mut top: Vec<TopProduct> = units
-        .into_iter()
-        .map(|(sku, units)| TopProduct { sku, units })
-        .collect();
-    top.sort_by(|a, b| b.units.cmp(&a.units).then_with(|| a.sku.cmp(&b.sku)));
-    top.truncate(TOP_N);
-    stats.top_products = top;
-    Ok(stats)
 }

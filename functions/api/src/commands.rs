@@ -1,6 +1,7 @@
-//! The command pipeline: load, decide, append at the expected version;
-//! on a version conflict reload and re-decide, a bounded number of times,
-//! then 409.
+//! The API's side of the store's command pipeline
+//! ([`storefront_store::pipeline`]): load, decide, append at the expected
+//! version; on a lost race reload and decide again under the pipeline's one
+//! retry policy, then 409.
 //!
 //! A plan is built from freshly loaded state on every attempt, so a retry
 //! never appends what was decided against stale state. The plan's answer is
@@ -12,10 +13,11 @@ use std::future::Future;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use storefront_domain::{Aggregate, Event, EventMeta, StreamId, seal_batch};
-use storefront_store::aggregate::{Loaded, load, save_snapshot_value, snapshot_due};
+use storefront_domain::{Aggregate, Event, EventMeta, StreamId};
+use storefront_store::StateWrite;
+use storefront_store::aggregate::{Loaded, load};
 use storefront_store::clock::{new_event_id, now_rfc3339};
-use storefront_store::{AppendBatch, StateWrite, StoreError, StreamAppend};
+use storefront_store::pipeline::{self, Change, Command, Outcome};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -45,17 +47,8 @@ impl CommandContext {
     }
 }
 
-/// A stream's part in a plan.
-pub struct StreamChange {
-    /// The stream.
-    pub stream: StreamId,
-    /// The version it was loaded at.
-    pub expected_version: u64,
-    /// What was decided.
-    pub events: Vec<Event>,
-    /// The state after the events, for a snapshot when one falls due.
-    pub snapshot: Option<serde_json::Value>,
-}
+/// A stream's part in a plan: the pipeline's [`Change`].
+pub type StreamChange = Change;
 
 /// What one attempt decided: changes to append, extra state writes in the
 /// same transaction, and the answer to give once they are stored.
@@ -70,7 +63,10 @@ pub struct Plan {
     pub body: serde_json::Value,
 }
 
-/// Runs attempts until one appends (or needs no append), reloading on conflicts.
+/// Runs the command through the store's pipeline
+/// ([`storefront_store::pipeline::execute`]: reload and decide again on a
+/// lost race, under its one retry policy), with the request's idempotency
+/// record in the same append; every attempt lost is a 409.
 pub async fn execute<F, Fut>(
     app: &AppState,
     ctx: &CommandContext,
@@ -80,99 +76,54 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Plan, ApiError>>,
 {
-    for try_no in 1..=app.settings.max_attempts {
-        let plan = attempt().await?;
-        if plan.changes.iter().all(|c| c.events.is_empty()) && plan.state.is_empty() {
-            return Ok((plan.status, Json(plan.body)).into_response());
+    let meta = || ctx.meta();
+    let record = ctx.idempotency.as_ref().map(|key| {
+        move |(status, body): &(StatusCode, serde_json::Value)| key.record(*status, body)
+    });
+    let command = Command {
+        events: &*app.events,
+        state: &*app.state,
+        meta: &meta,
+        idempotency: record
+            .as_ref()
+            .map(|r| r as &(dyn Fn(&(StatusCode, serde_json::Value)) -> StateWrite + Sync)),
+        snapshot_every: app.settings.globals.snapshot_every,
+        seed: &ctx.correlation_id,
+    };
+    let outcome = pipeline::execute(&command, || {
+        let plan = attempt();
+        async move {
+            let plan = plan.await?;
+            Ok::<_, ApiError>(pipeline::Plan {
+                changes: plan.changes,
+                state: plan.state,
+                answer: (plan.status, plan.body),
+            })
         }
-        let mut batch = AppendBatch::default();
-        for change in &plan.changes {
-            if change.events.is_empty() {
-                continue;
+    })
+    .await?;
+    match outcome {
+        Outcome::Committed((status, body)) => {
+            metrics::counter!("CommandsAccepted").increment(1);
+            let mut response = (status, Json(body)).into_response();
+            if ctx.idempotency.is_some() {
+                response.extensions_mut().insert(Recorded);
             }
-            batch.streams.push(StreamAppend {
-                stream: change.stream.clone(),
-                expected_version: change.expected_version,
-                events: seal_batch(
-                    &change.stream,
-                    change.expected_version,
-                    &change.events,
-                    |_| ctx.meta(),
-                ),
-            });
+            Ok(response)
         }
-        batch.state = plan.state.clone();
-        if let Some(idem) = &ctx.idempotency {
-            batch.state.push(idem.record(plan.status, &plan.body));
-        }
-        let result = if batch.streams.is_empty() {
-            // Only state writes: store them one by one (index items are idempotent puts).
-            let mut r = Ok(());
-            for w in batch.state {
-                if let Err(e) = app.state.put(w).await {
-                    r = Err(e);
-                    break;
-                }
-            }
-            r
-        } else {
-            app.events.append_batch(batch).await
-        };
-        match result {
-            Ok(()) => {
-                metrics::counter!("CommandsAccepted").increment(1);
-                write_snapshots(app, &plan.changes).await;
-                let mut response = (plan.status, Json(plan.body)).into_response();
-                if ctx.idempotency.is_some() {
-                    response.extensions_mut().insert(Recorded);
-                }
-                return Ok(response);
-            }
-            Err(StoreError::Conflict {
-                stream,
-                expected,
-                actual,
-            }) => {
-                metrics::counter!("VersionConflicts").increment(1);
-                tracing::info!(
-                    stream,
-                    expected,
-                    actual,
-                    try_no,
-                    "version conflict; reloading"
-                );
-            }
-            Err(StoreError::ConditionFailed { pk, .. })
-                if ctx.idempotency.as_ref().is_some_and(|i| i.pk == pk) =>
-            {
-                // A concurrent retry with the same key won: answer as it did.
-                let idem = ctx.idempotency.as_ref().map(|i| i.replay(&*app.state));
-                if let Some(replay) = idem {
-                    return replay.await;
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict(format!(
-        "the resource kept changing under {} attempts; retry the request",
-        app.settings.max_attempts
-    )))
-}
-
-async fn write_snapshots(app: &AppState, changes: &[StreamChange]) {
-    let every = app.settings.snapshot_every;
-    for change in changes {
-        let after = change.expected_version + change.events.len() as u64;
-        if let Some(state) = &change.snapshot
-            && snapshot_due(change.expected_version, after, every)
-        {
-            // A snapshot is a cache: failing to write one is logged, not fatal.
-            if let Err(e) =
-                save_snapshot_value(&*app.state, &change.stream, state.clone(), after).await
-            {
-                tracing::warn!(stream = %change.stream, error = %e, "snapshot not written");
-            }
+        Outcome::Unchanged((status, body)) => Ok((status, Json(body)).into_response()),
+        // A concurrent retry with the same key won: answer as it did.
+        Outcome::Duplicate => match &ctx.idempotency {
+            Some(idem) => idem.replay(&*app.state).await,
+            None => Err(ApiError::Conflict(
+                "the request was already applied; retry it".into(),
+            )),
+        },
+        Outcome::Contended { attempts } => {
+            metrics::counter!("VersionConflicts").increment(1);
+            Err(ApiError::Conflict(format!(
+                "the resource kept changing under {attempts} attempts; retry the request"
+            )))
         }
     }
 }

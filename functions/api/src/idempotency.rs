@@ -27,7 +27,7 @@ use crate::identity::claims_from_parts;
 
 /// How long a key is remembered.
 pub const KEY_TTL_SECONDS: i64 = 24 * 3600;
-const SORT_KEY: &str = "response";
+const SORT_KEY: &str = storefront_store::keys::API_REQUEST_SK;
 
 /// The key of the current request, for the command pipeline.
 #[derive(Debug, Clone)]
@@ -140,8 +140,9 @@ async fn handle(app: AppState, request: Request, next: Next) -> Result<Response,
     hasher.update(parts.uri.path().as_bytes());
     hasher.update(b"\n");
     hasher.update(&bytes);
+    let (pk, _) = storefront_store::keys::api_request(&scope, &key);
     let idem = IdempotencyKey {
-        pk: format!("idem#api#{scope}#{key}"),
+        pk,
         fingerprint: hex::encode(hasher.finalize()),
     };
     if let Some(item) = app.state.get(&idem.pk, SORT_KEY).await? {

@@ -6,15 +6,16 @@
 //!
 //! Commands load their aggregate (snapshot + tail), decide with the pure
 //! deciders of `storefront-domain`, and append at the expected version; on a
-//! version conflict they reload and re-decide up to
-//! [`Settings::max_attempts`] times, then answer 409. Checkout appends the
+//! lost race they reload and decide again under the store pipeline's one
+//! retry policy ([`storefront_store::pipeline::RETRY`]), then answer 409. Checkout appends the
 //! order's creation and the cart's checkout in one atomic multi-stream
 //! append. Every failure is an `application/problem+json` answer, and nothing
 //! is appended when a request fails.
 //!
 //! ## Layout
 //! - [`routes`]: the handlers, one per route.
-//! - [`commands`]: the load → decide → append pipeline with retries.
+//! - [`commands`]: the API's side of the store's command pipeline.
+//! - [`stats`]: `GET /admin/stats`, summed from the analytics items.
 //! - [`idempotency`]: `Idempotency-Key` on POSTs.
 //! - [`identity`]: claims from the authorizer (or the local dev layer).
 //! - [`extract`]: body, path and correlation extractors with clear 4xx errors.
@@ -29,6 +30,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod identity;
 pub mod routes;
+pub mod stats;
 pub mod views;
 
 use std::sync::Arc;
@@ -36,7 +38,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, patch, post};
-use storefront_runtime::{Config, ConfigError};
+use storefront_runtime::{Config, ConfigError, Globals, Stores};
 use storefront_store::dynamodb::DynamoStore;
 use storefront_store::sqlite::SqliteStore;
 use storefront_store::{EventStore, StateStore};
@@ -45,21 +47,20 @@ use utoipa::OpenApi;
 pub use error::ApiError;
 pub use identity::{Claims, Identity};
 
-/// Tunables of the command pipeline.
-#[derive(Debug, Clone)]
+/// Everything the API function reads from its environment.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
-    /// Snapshot an aggregate every N events (0 = never).
-    pub snapshot_every: u64,
-    /// Attempts per command before a version conflict becomes a 409.
-    pub max_attempts: u32,
+    /// What every function gets: `SNAPSHOT_EVERY` (snapshot an aggregate
+    /// every N events, 0 = never) and `RUST_LOG`.
+    pub globals: Globals,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            snapshot_every: 100,
-            max_attempts: 5,
-        }
+impl Settings {
+    /// Reads the globals.
+    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            globals: Globals::from_config(config)?,
+        })
     }
 }
 
@@ -75,37 +76,26 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The API on these stores, with the function's settings. Commands
+    /// snapshot after an append that crosses a multiple of
+    /// `settings.globals.snapshot_every` (the stores' own `snapshot_every`,
+    /// which handlers' loads follow, plays no part here).
+    pub fn new(stores: Stores, settings: &Settings) -> Self {
+        AppState {
+            events: stores.events,
+            state: stores.state,
+            settings: settings.clone(),
+        }
+    }
+
     /// On SQLite (the local runtime and the tests).
     pub fn sqlite(store: SqliteStore, settings: Settings) -> Self {
-        AppState {
-            events: Arc::new(store.clone()),
-            state: Arc::new(store),
-            settings,
-        }
+        AppState::new(Stores::from(store), &settings)
     }
 
     /// On DynamoDB.
     pub fn dynamo(store: DynamoStore, settings: Settings) -> Self {
-        AppState {
-            events: Arc::new(store.clone()),
-            state: Arc::new(store),
-            settings,
-        }
-    }
-
-    /// On DynamoDB, from the function's environment (`EVENTS_TABLE`, `STATE_TABLE`, `SNAPSHOT_EVERY`).
-    pub fn from_config(
-        config: &Config,
-        sdk: &storefront_runtime::aws::SdkConfig,
-    ) -> Result<Self, ConfigError> {
-        let store = DynamoStore::new(storefront_runtime::aws::dynamodb(sdk), config.tables()?);
-        Ok(AppState::dynamo(
-            store,
-            Settings {
-                snapshot_every: config.snapshot_every()?,
-                ..Settings::default()
-            },
-        ))
+        AppState::new(Stores::from(store), &settings)
     }
 }
 
@@ -296,4 +286,31 @@ pub fn openapi_json() -> String {
     let mut text = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The API's settings come from the globals (SNAPSHOT_EVERY fails on a
+    /// bad value, as everywhere).
+    #[test]
+    fn settings_from_the_environment() {
+        let none = Config::from_pairs(Vec::<(String, String)>::new());
+        assert_eq!(Settings::from_config(&none), Ok(Settings::default()));
+        assert_eq!(Settings::default().globals.snapshot_every, 100);
+        let set = Config::from_pairs([("SNAPSHOT_EVERY", "3")]);
+        assert_eq!(
+            Settings::from_config(&set).map(|s| s.globals.snapshot_every),
+            Ok(3)
+        );
+        let bad = Config::from_pairs([("SNAPSHOT_EVERY", "often")]);
+        assert!(matches!(
+            Settings::from_config(&bad),
+            Err(ConfigError::Invalid {
+                name: "SNAPSHOT_EVERY",
+                ..
+            })
+        ));
+    }
 }

@@ -15,7 +15,7 @@ use storefront_domain::product::{ProductCommand, ProductState};
 use storefront_domain::user::{UserCommand, UserState};
 use storefront_domain::{Aggregate, Currency, DomainError, Event, OrderId, Sku, StreamId};
 use storefront_store::clock::{new_event_id, now_rfc3339};
-use storefront_store::{Condition, StateItem, StateWrite};
+use storefront_store::{Condition, StateItem, StateWrite, keys};
 
 use crate::AppState;
 use crate::commands::{CommandContext, Plan, change, execute, load_aggregate};
@@ -258,7 +258,7 @@ pub async fn list_products(
     State(app): State<AppState>,
 ) -> Result<Json<Vec<ProductView>>, ApiError> {
     Ok(Json(
-        index_views::<ProductState, _>(&app, "catalog", ProductView::of).await?,
+        index_views::<ProductState, _>(&app, keys::CATALOG, ProductView::of).await?,
     ))
 }
 
@@ -306,7 +306,7 @@ pub async fn create_product(
         StatusCode::CREATED,
         |s| Ok(s.decide(&command)?),
         ProductView::of,
-        |_| vec![index("catalog".into(), catalog_sk.clone())],
+        |_| vec![index(keys::CATALOG.into(), catalog_sk.clone())],
     )
     .await
 }
@@ -547,8 +547,11 @@ pub async fn checkout(
         Ok(Plan {
             changes: vec![cart_change, order_change],
             state: vec![
-                index(format!("orders#{}", identity.user_id), order_id.to_string()),
-                index("orders#all".into(), order_id.to_string()),
+                index(
+                    keys::orders_of(identity.user_id.as_str()),
+                    order_id.to_string(),
+                ),
+                index(keys::ALL_ORDERS.into(), order_id.to_string()),
             ],
             status: StatusCode::CREATED,
             body: json(&CheckoutAccepted {
@@ -584,9 +587,9 @@ pub async fn list_orders(
     identity: Identity,
 ) -> Result<Json<Vec<OrderView>>, ApiError> {
     let pk = if identity.admin {
-        "orders#all".to_owned()
+        keys::ALL_ORDERS.to_owned()
     } else {
-        format!("orders#{}", identity.user_id)
+        keys::orders_of(identity.user_id.as_str())
     };
     let mut out = index_views::<OrderState, _>(&app, &pk, OrderView::of).await?;
     out.sort_by(|a, b| {
@@ -788,7 +791,7 @@ pub async fn stats(
     identity: Identity,
 ) -> Result<Json<StatsView>, ApiError> {
     identity.require_admin()?;
-    Ok(Json(storefront_analytics::read_stats(&*app.state).await?))
+    Ok(Json(crate::stats::read_stats(&*app.state).await?))
 }
 
 /// 404 for unknown routes, as a problem.

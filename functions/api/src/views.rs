@@ -290,4 +290,4 @@ pub struct Shipment {
     pub tracking_number: String,
 }
 
-pub use storefront_analytics::{StatsView, TopProduct};
+pub use crate::stats::{StatsView, TopProduct};

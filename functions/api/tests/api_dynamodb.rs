@@ -7,6 +7,7 @@ mod common;
 use common::{TestApp, Who};
 use serde_json::json;
 use storefront_api::{AppState, Settings};
+use storefront_runtime::Globals;
 use storefront_store::dynamodb::{DynamoStore, TableNames, create_tables};
 
 async fn dynamo_app() -> TestApp {
@@ -27,8 +28,10 @@ async fn dynamo_app() -> TestApp {
     TestApp::new(AppState::dynamo(
         DynamoStore::new(client, tables),
         Settings {
-            snapshot_every: 3,
-            max_attempts: 10,
+            globals: Globals {
+                snapshot_every: 3,
+                ..Globals::default()
+            },
         },
     ))
 }

@@ -21,6 +21,7 @@ use aws_sdk_dynamodb::error::BoxError;
 use common::{TestApp, Who};
 use serde_json::{Value, json};
 use storefront_api::{AppState, Settings};
+use storefront_runtime::Globals;
 use storefront_store::dynamodb::{DynamoStore, TableNames, create_tables};
 
 /// One request as sent.
@@ -178,8 +179,10 @@ async fn metered_app() -> (TestApp, Meter) {
     let app = TestApp::new(AppState::dynamo(
         DynamoStore::new(client, tables),
         Settings {
-            snapshot_every: 100,
-            max_attempts: 10,
+            globals: Globals {
+                snapshot_every: 100,
+                ..Globals::default()
+            },
         },
     ));
     (app, meter)
@@ -376,7 +379,7 @@ async fn cost_per_command() {
 fn bus_and_queue_requests_per_checkout() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
     let template = storefront_template::Template::load(&path).expect("template");
-    let rules = storefront_template::Router::from_template(&template).expect("router");
+    let rules = storefront_template::PatternRouter::from_template(&template).expect("router");
     // A two-line order: the API appends the first two, the inventory
     // reserves each line (one event per product stream), the saga confirms.
     let chain = [

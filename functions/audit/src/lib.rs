@@ -24,9 +24,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use storefront_domain::envelope::write_canonical;
 use storefront_domain::{EventEnvelope, EventType};
-use storefront_runtime::handler::{MAX_ATTEMPTS, backoff};
-use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
-use storefront_store::{AppendBatch, Condition, StateItem, StateStore, StateWrite, StoreError};
+use storefront_runtime::handler::caused_by;
+use storefront_runtime::{
+    Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Stores,
+};
+use storefront_store::pipeline::{self, Command, Outcome as PipelineOutcome, Plan};
+use storefront_store::{Condition, StateItem, StateStore, StateWrite, StoreError};
 
 /// The handler's name.
 pub const NAME: &str = "audit";
@@ -97,12 +100,23 @@ pub fn day_of(occurred_at: &str) -> &str {
     occurred_at.get(..10).unwrap_or(occurred_at)
 }
 
-fn record_key(day: &str, seq: u64) -> (String, String) {
-    (format!("audit#{day}"), format!("{seq:012}"))
+use storefront_store::keys::{audit_head as head_key, audit_record as record_key};
+
+/// Everything the audit function reads from its environment: only what
+/// every function gets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    pub globals: Globals,
 }
 
-fn head_key(day: &str) -> (String, &'static str) {
-    (format!("audit-head#{day}"), "head")
+impl Settings {
+    /// Reads the globals.
+    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            globals: Globals::from_config(config)?,
+        })
+    }
 }
 
 /// The audit handler.
@@ -112,19 +126,11 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// A handler on these stores.
-    pub fn new(stores: Stores) -> Self {
-        Audit { stores }
-    }
-
-    /// From the function's environment.
-    pub fn from_config(
-        config: &Config,
-        sdk: &storefront_runtime::aws::SdkConfig,
-    ) -> Result<Self, ConfigError> {
-        Ok(Audit::new(storefront_runtime::lambda::dynamo_stores(
-            config, sdk,
-        )?))
+    /// A handler on these stores, with the function's settings.
+    pub fn new(stores: Stores, settings: &Settings) -> Self {
+        Audit {
+            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+        }
     }
 }
 
@@ -158,14 +164,32 @@ impl EventHandler for Audit {
     }
 
     async fn handle(&self, envelope: &EventEnvelope) -> Result<Outcome, HandlerError> {
-        let seen_pk = format!("audit-seen#{}", envelope.event_id);
-        if self.stores.state.get(&seen_pk, "seen").await?.is_some() {
+        let (seen_pk, seen_sk) = storefront_store::keys::audit_seen(&envelope.event_id);
+        if self.stores.state.get(&seen_pk, seen_sk).await?.is_some() {
             return Ok(Outcome::Duplicate);
         }
         let day = day_of(&envelope.occurred_at).to_owned();
         let (head_pk, head_sk) = head_key(&day);
-        for attempt in 0..MAX_ATTEMPTS {
-            backoff(attempt).await;
+        // The "seen" record rides in the same append as the chain's new
+        // record: it is this handler's idempotency record.
+        let seen = |seq: &u64| {
+            put(
+                seen_pk.clone(),
+                seen_sk.into(),
+                1,
+                serde_json::json!({"day": day, "seq": seq}),
+                Condition::NotExists,
+            )
+        };
+        let command = Command {
+            events: &*self.stores.events,
+            state: &*self.stores.state,
+            meta: &|| caused_by(NAME, envelope),
+            idempotency: Some(&seen),
+            snapshot_every: 0,
+            seed: &envelope.event_id,
+        };
+        let outcome = pipeline::execute(&command, || async {
             let head = self.stores.state.get(&head_pk, head_sk).await?;
             let (prev, condition) = match &head {
                 Some(item) => {
@@ -202,16 +226,9 @@ impl EventHandler for Audit {
                 hash: record.hash.clone(),
             })
             .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-            let batch = AppendBatch {
-                streams: vec![],
+            Ok::<_, HandlerError>(Plan {
+                changes: vec![],
                 state: vec![
-                    put(
-                        seen_pk.clone(),
-                        "seen".into(),
-                        1,
-                        serde_json::json!({"day": day, "seq": record.seq}),
-                        Condition::NotExists,
-                    ),
                     put(
                         head_pk.clone(),
                         head_sk.into(),
@@ -228,19 +245,17 @@ impl EventHandler for Audit {
                         Condition::Always,
                     ),
                 ],
-            };
-            match self.stores.events.append_batch(batch).await {
-                Ok(()) => return Ok(Outcome::Handled),
-                Err(StoreError::ConditionFailed { pk, .. }) if pk == seen_pk => {
-                    return Ok(Outcome::Duplicate);
-                }
-                Err(StoreError::ConditionFailed { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
+                answer: record.seq,
+            })
+        })
+        .await?;
+        match outcome {
+            PipelineOutcome::Committed(_) => Ok(Outcome::Handled),
+            PipelineOutcome::Duplicate | PipelineOutcome::Unchanged(_) => Ok(Outcome::Duplicate),
+            PipelineOutcome::Contended { attempts } => Err(HandlerError::Transient(format!(
+                "the audit chain head kept moving over {attempts} attempts; SQS will redeliver"
+            ))),
         }
-        Err(HandlerError::Transient(
-            "the audit chain head kept moving; SQS will redeliver".into(),
-        ))
     }
 }
 
@@ -315,7 +330,7 @@ pub async fn verify_day(state: &dyn StateStore, day: &str) -> Result<u64, Verify
         .get(&head_pk, head_sk)
         .await?
         .and_then(|i| serde_json::from_value(i.value).ok());
-    let items = state.query(&format!("audit#{day}")).await?;
+    let items = state.query(&storefront_store::keys::audit_day(day)).await?;
     let mut prev_hash = GENESIS.to_owned();
     let mut expected = 1u64;
     for item in &items {

@@ -20,18 +20,15 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 use storefront_domain::cart::{CartCommand, CartState};
 use storefront_domain::order::{OrderCommand, OrderState, OrderStatus};
-use storefront_domain::{Aggregate, EventMeta, StreamId, seal_batch};
-use storefront_runtime::handler::{MAX_ATTEMPTS, load, stream_of};
-use storefront_runtime::{Config, ConfigError, HandlerError, Stores};
-use storefront_store::StoreError;
+use storefront_domain::{Aggregate, EventMeta};
+use storefront_runtime::handler::{load, stream_of};
+use storefront_runtime::{Config, ConfigError, Globals, HandlerError, Stores};
 use storefront_store::clock::{new_event_id, now_rfc3339};
+use storefront_store::pipeline::{self, Change, Command, Outcome as PipelineOutcome, Plan};
 
 /// The handler's name.
 pub const NAME: &str = "cart-sweeper";
-/// Partition of the cart activity index (written by the cart handler).
-pub const ACTIVITY: &str = "activity#carts";
-/// Partition of the awaiting-payment index (written by the order workflow).
-pub const AWAITING_PAYMENT: &str = "awaiting-payment";
+use storefront_store::keys::{AWAITING_PAYMENT, CART_ACTIVITY as ACTIVITY};
 
 /// What one sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -41,6 +38,62 @@ pub struct SweepReport {
     pub carts_abandoned: u32,
     /// Orders cancelled for want of payment.
     pub orders_expired: u32,
+}
+
+/// `CART_IDLE_MINUTES` when unset: a cart idle for an hour is abandoned.
+pub const DEFAULT_CART_IDLE_MINUTES: u64 = 60;
+/// `PAYMENT_TIMEOUT_MINUTES` when unset: a confirmed order unpaid for half an hour is cancelled.
+pub const DEFAULT_PAYMENT_TIMEOUT_MINUTES: u64 = 30;
+
+/// Everything the cart-sweeper function reads from its environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    pub globals: Globals,
+    /// `CART_IDLE_MINUTES`: carts with lines and no activity for longer get
+    /// `cart.abandoned` (default [`DEFAULT_CART_IDLE_MINUTES`] minutes).
+    pub cart_idle: Duration,
+    /// `PAYMENT_TIMEOUT_MINUTES`: confirmed orders unpaid for longer are
+    /// cancelled (default [`DEFAULT_PAYMENT_TIMEOUT_MINUTES`] minutes).
+    pub payment_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            globals: Globals::default(),
+            cart_idle: Duration::from_secs(DEFAULT_CART_IDLE_MINUTES * 60),
+            payment_timeout: Duration::from_secs(DEFAULT_PAYMENT_TIMEOUT_MINUTES * 60),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the globals, `CART_IDLE_MINUTES` and `PAYMENT_TIMEOUT_MINUTES`.
+    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            globals: Globals::from_config(config)?,
+            cart_idle: minutes(config, "CART_IDLE_MINUTES", DEFAULT_CART_IDLE_MINUTES)?,
+            payment_timeout: minutes(
+                config,
+                "PAYMENT_TIMEOUT_MINUTES",
+                DEFAULT_PAYMENT_TIMEOUT_MINUTES,
+            )?,
+        })
+    }
+}
+
+/// A whole number of minutes as a duration; one too large to count in
+/// seconds is an error rather than an overflow.
+fn minutes(config: &Config, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    let m = config.number(name, default)?;
+    m.checked_mul(60)
+        .map(Duration::from_secs)
+        .ok_or_else(|| ConfigError::Invalid {
+            name,
+            value: m.to_string(),
+            expected: "a whole number of minutes that fits in seconds",
+        })
 }
 
 /// The sweeper.
@@ -69,25 +122,15 @@ fn meta(sweep_id: &str) -> EventMeta {
 }
 
 impl Sweeper {
-    /// A sweeper abandoning carts idle longer than `cart_idle` and expiring payments after `payment_timeout`.
-    pub fn new(stores: Stores, cart_idle: Duration, payment_timeout: Duration) -> Self {
+    /// A sweeper on these stores, with the function's settings: carts idle
+    /// longer than `settings.cart_idle` are abandoned, confirmed orders
+    /// unpaid after `settings.payment_timeout` are cancelled.
+    pub fn new(stores: Stores, settings: &Settings) -> Self {
         Sweeper {
-            stores,
-            cart_idle,
-            payment_timeout,
+            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+            cart_idle: settings.cart_idle,
+            payment_timeout: settings.payment_timeout,
         }
-    }
-
-    /// From the function's environment: `CART_IDLE_MINUTES` (default 60), `PAYMENT_TIMEOUT_MINUTES` (default 30).
-    pub fn from_config(
-        config: &Config,
-        sdk: &storefront_runtime::aws::SdkConfig,
-    ) -> Result<Self, ConfigError> {
-        Ok(Sweeper::new(
-            storefront_runtime::lambda::dynamo_stores(config, sdk)?,
-            Duration::from_secs(config.number("CART_IDLE_MINUTES", 60)? * 60),
-            Duration::from_secs(config.number("PAYMENT_TIMEOUT_MINUTES", 30)? * 60),
-        ))
     }
 
     /// One sweep at `now` (seconds since the epoch).
@@ -122,6 +165,34 @@ impl Sweeper {
         Ok(report)
     }
 
+    /// Runs one decision through the store's command pipeline, its events
+    /// stamped as this sweep's; a decision that keeps losing its race gives
+    /// way (`None`), and the next sweep tries again.
+    async fn decide<T, F, Fut>(
+        &self,
+        sweep_id: &str,
+        seed: &str,
+        attempt: F,
+    ) -> Result<Option<(T, bool)>, HandlerError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Plan<T>, HandlerError>>,
+    {
+        let command = Command {
+            events: &*self.stores.events,
+            state: &*self.stores.state,
+            meta: &|| meta(sweep_id),
+            idempotency: None,
+            snapshot_every: 0,
+            seed,
+        };
+        Ok(match pipeline::execute(&command, attempt).await? {
+            PipelineOutcome::Committed(answer) => Some((answer, true)),
+            PipelineOutcome::Unchanged(answer) => Some((answer, false)),
+            PipelineOutcome::Duplicate | PipelineOutcome::Contended { .. } => None,
+        })
+    }
+
     /// Abandons one cart if the store agrees it is idle; true if it did.
     async fn abandon(
         &self,
@@ -130,36 +201,44 @@ impl Sweeper {
         sweep_id: &str,
     ) -> Result<bool, HandlerError> {
         let stream = stream_of("cart", user_id)?;
-        for _ in 0..MAX_ATTEMPTS {
-            let cart = load::<CartState>(&self.stores, &stream).await?;
-            if cart.version == 0 {
-                return Ok(false);
-            }
-            // The last event in the store, not the index, says when the cart last changed.
-            let last = self.stores.events.load(&stream, cart.version - 1).await?;
-            let Some(last) = last.last() else {
-                return Ok(false);
-            };
-            if epoch_of(&last.occurred_at).is_none_or(|t| t > cutoff) {
-                return Ok(false);
-            }
-            let events = cart
-                .state
-                .decide(&CartCommand::Abandon {
-                    last_activity_at: last.occurred_at.clone(),
+        let nothing = || Plan {
+            changes: vec![],
+            state: vec![],
+            answer: (),
+        };
+        let decided = self
+            .decide(sweep_id, &stream.to_string(), || async {
+                let cart = load::<CartState>(&self.stores, &stream).await?;
+                if cart.version == 0 {
+                    return Ok(nothing());
+                }
+                // The last event in the store, not the index, says when the cart last changed.
+                let last = self.stores.events.load(&stream, cart.version - 1).await?;
+                let Some(last) = last.last() else {
+                    return Ok(nothing());
+                };
+                if epoch_of(&last.occurred_at).is_none_or(|t| t > cutoff) {
+                    return Ok(nothing());
+                }
+                let events = cart
+                    .state
+                    .decide(&CartCommand::Abandon {
+                        last_activity_at: last.occurred_at.clone(),
+                    })
+                    .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                Ok(Plan {
+                    changes: vec![Change {
+                        stream: stream.clone(),
+                        expected_version: cart.version,
+                        events,
+                        snapshot: None,
+                    }],
+                    state: vec![],
+                    answer: (),
                 })
-                .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-            if events.is_empty() {
-                return Ok(false);
-            }
-            if self
-                .append(&stream, cart.version, &events, sweep_id)
-                .await?
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+            })
+            .await?;
+        Ok(decided.is_some_and(|(_, appended)| appended))
     }
 
     async fn expire(
@@ -170,46 +249,49 @@ impl Sweeper {
         sweep_id: &str,
     ) -> Result<Expiry, HandlerError> {
         let stream = stream_of("order", order_id)?;
-        for _ in 0..MAX_ATTEMPTS {
-            let order = load::<OrderState>(&self.stores, &stream).await?;
-            if order.state.status != Some(OrderStatus::Confirmed) {
-                return Ok(Expiry::Gone);
-            }
-            if confirmed_at.is_none_or(|t| t > cutoff) {
-                return Ok(Expiry::NotDue);
-            }
-            let events = order
-                .state
-                .decide(&OrderCommand::Cancel {
-                    reason: "payment expired".into(),
-                    by: format!("system:{NAME}"),
+        let answer = |expiry| Plan {
+            changes: vec![],
+            state: vec![],
+            answer: expiry,
+        };
+        let decided = self
+            .decide(sweep_id, &stream.to_string(), || async {
+                let order = load::<OrderState>(&self.stores, &stream).await?;
+                if order.state.status != Some(OrderStatus::Confirmed) {
+                    return Ok(answer(Expiry::Gone));
+                }
+                if confirmed_at.is_none_or(|t| t > cutoff) {
+                    return Ok(answer(Expiry::NotDue));
+                }
+                let events = order
+                    .state
+                    .decide(&OrderCommand::Cancel {
+                        reason: "payment expired".into(),
+                        by: format!("system:{NAME}"),
+                    })
+                    .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                Ok(Plan {
+                    changes: vec![Change {
+                        stream: stream.clone(),
+                        expected_version: order.version,
+                        events,
+                        snapshot: None,
+                    }],
+                    state: vec![],
+                    answer: Expiry::Expired,
                 })
-                .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-            if self
-                .append(&stream, order.version, &events, sweep_id)
-                .await?
-            {
+            })
+            .await?;
+        Ok(match decided {
+            Some((Expiry::Expired, true)) => {
                 self.stores.state.delete(AWAITING_PAYMENT, order_id).await?;
-                return Ok(Expiry::Expired);
+                Expiry::Expired
             }
-        }
-        Ok(Expiry::NotDue)
-    }
-
-    /// Appends; false on a lost race (the caller reloads).
-    async fn append(
-        &self,
-        stream: &StreamId,
-        version: u64,
-        events: &[storefront_domain::Event],
-        sweep_id: &str,
-    ) -> Result<bool, HandlerError> {
-        let sealed = seal_batch(stream, version, events, |_| meta(sweep_id));
-        match self.stores.events.append(stream, version, sealed).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+            // Cancelling decided nothing: the order is past cancelling.
+            Some((Expiry::Expired, false)) => Expiry::Gone,
+            Some((expiry, _)) => expiry,
+            None => Expiry::NotDue,
+        })
     }
 }
 
@@ -217,4 +299,37 @@ enum Expiry {
     Expired,
     NotDue,
     Gone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The limits default to 60 and 30 minutes, are read in minutes when
+    /// set, and a malformed value is an error naming its variable.
+    #[test]
+    fn settings_from_the_environment() {
+        let none = Config::from_pairs(Vec::<(String, String)>::new());
+        let defaults = Settings::from_config(&none).expect("settings");
+        assert_eq!(defaults, Settings::default());
+        assert_eq!(defaults.cart_idle, Duration::from_secs(3600));
+        assert_eq!(defaults.payment_timeout, Duration::from_secs(1800));
+
+        let set =
+            Config::from_pairs([("CART_IDLE_MINUTES", "1"), ("PAYMENT_TIMEOUT_MINUTES", "2")]);
+        let settings = Settings::from_config(&set).expect("settings");
+        assert_eq!(settings.cart_idle, Duration::from_secs(60));
+        assert_eq!(settings.payment_timeout, Duration::from_secs(120));
+
+        for (name, bad) in [
+            ("CART_IDLE_MINUTES", "an hour"),
+            ("PAYMENT_TIMEOUT_MINUTES", "18446744073709551615"),
+        ] {
+            let config = Config::from_pairs([(name, bad)]);
+            assert!(
+                matches!(Settings::from_config(&config), Err(ConfigError::Invalid { name: n, .. }) if n == name),
+                "{name}={bad}"
+            );
+        }
+    }
 }

@@ -14,11 +14,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use storefront_domain::cart::CartState;
 use storefront_domain::{EventEnvelope, EventType};
 use storefront_runtime::handler::{consumed_stream, project};
-use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
+use storefront_runtime::{
+    Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Projection, Stores,
+};
 use storefront_store::{Condition, StateItem, StateWrite};
 
 /// The handler's name.
@@ -35,12 +39,23 @@ pub const CONSUMES: &[EventType] = &[
     EventType::CartAbandoned,
 ];
 
-/// Partition of the activity index (sort key: user id).
-pub const ACTIVITY: &str = "activity#carts";
+use storefront_store::keys::{CART_ACTIVITY as ACTIVITY, cart_view as view_key};
 
-/// The view's key for a user's cart.
-pub fn view_key(user_id: &str) -> (String, &'static str) {
-    (format!("view#cart#{user_id}"), "cart")
+/// Everything the cart function reads from its environment: only what
+/// every function gets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    pub globals: Globals,
+}
+
+impl Settings {
+    /// Reads the globals.
+    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            globals: Globals::from_config(config)?,
+        })
+    }
 }
 
 /// The cart views handler.
@@ -50,19 +65,11 @@ pub struct CartViews {
 }
 
 impl CartViews {
-    /// A handler on these stores.
-    pub fn new(stores: Stores) -> Self {
-        CartViews { stores }
-    }
-
-    /// From the function's environment.
-    pub fn from_config(
-        config: &Config,
-        sdk: &storefront_runtime::aws::SdkConfig,
-    ) -> Result<Self, ConfigError> {
-        Ok(CartViews::new(storefront_runtime::lambda::dynamo_stores(
-            config, sdk,
-        )?))
+    /// A handler on these stores, with the function's settings.
+    pub fn new(stores: Stores, settings: &Settings) -> Self {
+        CartViews {
+            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+        }
     }
 }
 
@@ -94,6 +101,10 @@ fn activity(user_id: &str, cart: &CartState, tail: &[EventEnvelope]) -> Vec<Stat
 impl EventHandler for CartViews {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn projection(&self) -> Option<&dyn Projection> {
+        Some(self)
     }
 
     fn consumes(&self) -> &'static [EventType] {
@@ -128,5 +139,18 @@ pub async fn read_view(
             .ok()
             .map(|c| (item.version, c))),
         None => Ok(None),
+    }
+}
+
+#[async_trait]
+impl Projection for CartViews {
+    /// Every cart's view and its activity index item.
+    async fn reset(&self, streams: &BTreeSet<String>) -> Result<(), HandlerError> {
+        for user in streams.iter().filter_map(|s| s.strip_prefix("cart#")) {
+            let (pk, sk) = view_key(user);
+            self.stores.state.delete(&pk, sk).await?;
+            self.stores.state.delete(ACTIVITY, user).await?;
+        }
+        Ok(())
     }
 }

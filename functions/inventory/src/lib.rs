@@ -29,7 +29,9 @@ use storefront_domain::order::{OrderState, OrderStatus};
 use storefront_domain::product::{ProductCommand, ProductState};
 use storefront_domain::{Aggregate, DomainError, Event, EventEnvelope, EventType, OrderId, Sku};
 use storefront_runtime::handler::{Decision, append_once, decode, load, stream_of};
-use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
+use storefront_runtime::{
+    Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Stores,
+};
 
 /// The handler's name.
 pub const NAME: &str = "inventory";
@@ -43,6 +45,45 @@ pub const CONSUMES: &[EventType] = &[
     EventType::InventoryStockReserved,
 ];
 
+/// `LOW_STOCK_THRESHOLD` when unset: `inventory.stock.low` under 5 available units.
+pub const DEFAULT_LOW_STOCK_THRESHOLD: u32 = 5;
+
+/// Everything the inventory function reads from its environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    pub globals: Globals,
+    /// `LOW_STOCK_THRESHOLD`: record `inventory.stock.low` when available
+    /// stock falls under this many units (default [`DEFAULT_LOW_STOCK_THRESHOLD`]).
+    pub low_stock_threshold: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            globals: Globals::default(),
+            low_stock_threshold: DEFAULT_LOW_STOCK_THRESHOLD,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the globals and `LOW_STOCK_THRESHOLD`; a threshold that is not a
+    /// whole number of units up to `u32::MAX` is an error.
+    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        const VAR: &str = "LOW_STOCK_THRESHOLD";
+        let threshold = config.number(VAR, u64::from(DEFAULT_LOW_STOCK_THRESHOLD))?;
+        Ok(Settings {
+            globals: Globals::from_config(config)?,
+            low_stock_threshold: u32::try_from(threshold).map_err(|_| ConfigError::Invalid {
+                name: VAR,
+                value: threshold.to_string(),
+                expected: "a whole number of units no larger than 4294967295",
+            })?,
+        })
+    }
+}
+
 /// The inventory handler.
 #[derive(Clone)]
 pub struct Inventory {
@@ -51,24 +92,12 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// A handler on these stores; `inventory.stock.low` under `low_stock_threshold` units.
-    pub fn new(stores: Stores, low_stock_threshold: u32) -> Self {
+    /// A handler on these stores, with the function's settings.
+    pub fn new(stores: Stores, settings: &Settings) -> Self {
         Inventory {
-            stores,
-            low_stock_threshold,
+            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+            low_stock_threshold: settings.low_stock_threshold,
         }
-    }
-
-    /// From the function's environment: `LOW_STOCK_THRESHOLD` (default 5).
-    pub fn from_config(
-        config: &Config,
-        sdk: &storefront_runtime::aws::SdkConfig,
-    ) -> Result<Self, ConfigError> {
-        let threshold = config.number("LOW_STOCK_THRESHOLD", 5)?;
-        Ok(Inventory::new(
-            storefront_runtime::lambda::dynamo_stores(config, sdk)?,
-            u32::try_from(threshold).unwrap_or(u32::MAX),
-        ))
     }
 
     async fn order(&self, order_id: &OrderId) -> Result<OrderState, HandlerError> {
@@ -273,6 +302,40 @@ impl EventHandler for Inventory {
             }
             Event::InventoryStockReserved(e) => self.heal(envelope, &e.order_id, &e.sku).await,
             _ => Ok(Outcome::Ignored),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The threshold defaults to 5, is read when set, and a value past
+    /// `u32::MAX` is an error naming the variable, not a silent clamp.
+    #[test]
+    fn settings_from_the_environment() {
+        let none = Config::from_pairs(Vec::<(String, String)>::new());
+        assert_eq!(Settings::from_config(&none), Ok(Settings::default()));
+        assert_eq!(Settings::default().low_stock_threshold, 5);
+        assert!(none.read_names().contains("LOW_STOCK_THRESHOLD"));
+
+        let set = Config::from_pairs([("LOW_STOCK_THRESHOLD", "12"), ("SNAPSHOT_EVERY", "7")]);
+        let settings = Settings::from_config(&set).expect("settings");
+        assert_eq!(settings.low_stock_threshold, 12);
+        assert_eq!(settings.globals.snapshot_every, 7);
+
+        for bad in ["4294967296", "-1", "five"] {
+            let config = Config::from_pairs([("LOW_STOCK_THRESHOLD", bad)]);
+            assert!(
+                matches!(
+                    Settings::from_config(&config),
+                    Err(ConfigError::Invalid {
+                        name: "LOW_STOCK_THRESHOLD",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
         }
     }
 }

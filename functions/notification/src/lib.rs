@@ -28,7 +28,9 @@ use storefront_domain::{Event, EventEnvelope, EventType, OrderId, StreamId, seal
 use storefront_runtime::handler::{
     IDEMPOTENCY_TTL_SECONDS, caused_by, decode, idempotency_key, load, stream_of,
 };
-use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
+use storefront_runtime::{
+    Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Stores,
+};
 use storefront_store::clock::now_epoch_seconds;
 use storefront_store::{
     AppendBatch, Condition, StateItem, StateStore, StateWrite, StoreError, StreamAppend,
@@ -94,8 +96,7 @@ pub struct OutboxNotifier {
     state: std::sync::Arc<dyn StateStore>,
 }
 
-/// Partition of the local outbox.
-pub const OUTBOX: &str = "outbox";
+use storefront_store::keys::OUTBOX;
 
 impl OutboxNotifier {
     /// An outbox in this state store.
@@ -197,6 +198,26 @@ impl Notifier for SesNotifier {
     }
 }
 
+/// Everything the notification function reads from its environment. No
+/// `Default`: there is no sender to assume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    pub globals: Globals,
+    /// `SENDER_EMAIL` (required): the verified SES identity messages are sent from.
+    pub sender_email: String,
+}
+
+impl Settings {
+    /// Reads the globals and `SENDER_EMAIL`.
+    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            globals: Globals::from_config(config)?,
+            sender_email: config.required("SENDER_EMAIL")?.to_owned(),
+        })
+    }
+}
+
 /// The notification handler.
 #[derive(Clone)]
 pub struct Notifications {
@@ -205,22 +226,18 @@ pub struct Notifications {
 }
 
 impl Notifications {
-    /// A handler sending through `notifier`.
-    pub fn new(stores: Stores, notifier: std::sync::Arc<dyn Notifier>) -> Self {
-        Notifications { stores, notifier }
-    }
-
-    /// From the function's environment: SES from `SENDER_EMAIL`.
-    pub fn from_config(
-        config: &Config,
-        sdk: &storefront_runtime::aws::SdkConfig,
-    ) -> Result<Self, ConfigError> {
-        let stores = storefront_runtime::lambda::dynamo_stores(config, sdk)?;
-        let from = config.required("SENDER_EMAIL")?.to_owned();
-        Ok(Notifications::new(
-            stores,
-            std::sync::Arc::new(SesNotifier::new(aws_sdk_sesv2::Client::new(sdk), from)),
-        ))
+    /// A handler on these stores, with the function's settings, sending
+    /// through `notifier` (SES from `settings.sender_email` in Lambda, the
+    /// local outbox in the local runtime).
+    pub fn new(
+        stores: Stores,
+        settings: &Settings,
+        notifier: std::sync::Arc<dyn Notifier>,
+    ) -> Self {
+        Notifications {
+            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+            notifier,
+        }
     }
 
     async fn user_email(&self, user_id: &str) -> Result<Option<String>, HandlerError> {
@@ -468,5 +485,29 @@ impl EventHandler for Notifications {
         };
         self.record(envelope, recorded).await?;
         Ok(Outcome::Handled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `SENDER_EMAIL` is required: without it the settings name it; with it
+    /// the globals take their defaults.
+    #[test]
+    fn settings_need_a_sender() {
+        let none = Config::from_pairs(Vec::<(String, String)>::new());
+        assert_eq!(
+            Settings::from_config(&none),
+            Err(ConfigError::Missing("SENDER_EMAIL"))
+        );
+        let set = Config::from_pairs([("SENDER_EMAIL", "shop@example.com")]);
+        assert_eq!(
+            Settings::from_config(&set),
+            Ok(Settings {
+                globals: Globals::default(),
+                sender_email: "shop@example.com".into(),
+            })
+        );
     }
 }

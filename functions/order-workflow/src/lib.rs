@@ -23,7 +23,9 @@ use async_trait::async_trait;
 use storefront_domain::order::{OrderCommand, OrderState};
 use storefront_domain::{Aggregate, DomainError, Event, EventEnvelope, EventType, OrderId};
 use storefront_runtime::handler::{Decision, append_once, decode, load, stream_of};
-use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
+use storefront_runtime::{
+    Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Stores,
+};
 use storefront_store::{Condition, StateItem, StateWrite};
 
 /// The handler's name.
@@ -38,8 +40,24 @@ pub const CONSUMES: &[EventType] = &[
     EventType::OrderCancelled,
 ];
 
-/// Partition of the index of confirmed, unpaid orders (sort key: order id).
-pub const AWAITING_PAYMENT: &str = "awaiting-payment";
+use storefront_store::keys::AWAITING_PAYMENT;
+
+/// Everything the order-workflow function reads from its environment: only what
+/// every function gets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    pub globals: Globals,
+}
+
+impl Settings {
+    /// Reads the globals.
+    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            globals: Globals::from_config(config)?,
+        })
+    }
+}
 
 /// The saga.
 #[derive(Clone)]
@@ -48,19 +66,11 @@ pub struct OrderWorkflow {
 }
 
 impl OrderWorkflow {
-    /// A saga on these stores.
-    pub fn new(stores: Stores) -> Self {
-        OrderWorkflow { stores }
-    }
-
-    /// From the function's environment.
-    pub fn from_config(
-        config: &Config,
-        sdk: &storefront_runtime::aws::SdkConfig,
-    ) -> Result<Self, ConfigError> {
-        Ok(OrderWorkflow::new(
-            storefront_runtime::lambda::dynamo_stores(config, sdk)?,
-        ))
+    /// A saga on these stores, with the function's settings.
+    pub fn new(stores: Stores, settings: &Settings) -> Self {
+        OrderWorkflow {
+            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+        }
     }
 
     /// Decides `command` on the order and appends the result, once.

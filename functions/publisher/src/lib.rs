@@ -49,12 +49,34 @@ use std::time::Duration;
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use storefront_domain::EventEnvelope;
+use storefront_runtime::{Config, ConfigError, Globals};
 use storefront_store::StoreError;
 use thiserror::Error;
 
 pub use bus::{
     Bus, BusError, Entry, EntryResult, EventBridgeBus, MAX_ENTRIES_PER_CALL, MAX_REQUEST_BYTES,
 };
+
+/// Everything the publisher function reads from its environment. No
+/// `Default`: there is no bus to assume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    pub globals: Globals,
+    /// `EVENT_BUS_NAME` (required): the bus every event is put on. Only the
+    /// publisher reads it, so template.yaml sets it on this function alone.
+    pub event_bus_name: String,
+}
+
+impl Settings {
+    /// Reads the globals and `EVENT_BUS_NAME`.
+    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            globals: Globals::from_config(config)?,
+            event_bus_name: config.bus_name()?.to_owned(),
+        })
+    }
+}
 
 /// Why a record was not published. Every kind is reported the same way (a
 /// batch item failure); the kind tells the logs and the `PublishFailures`

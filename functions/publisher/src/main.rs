@@ -1,4 +1,4 @@
-//! The publisher Lambda: logs, metrics, config and the EventBridge client
+//! The publisher Lambda: logs, metrics, settings and the EventBridge client
 //! once per cold start, then the batch logic of the library for each
 //! DynamoDB stream batch.
 #![forbid(unsafe_code)]
@@ -7,13 +7,13 @@ use std::process::ExitCode;
 
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::LambdaEvent;
-use storefront_publisher::{EventBridgeBus, Publisher};
+use storefront_publisher::{EventBridgeBus, Publisher, Settings};
 use storefront_runtime::{Config, aws, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::from_env();
-    telemetry::init_lambda_logs(config.function_name());
+    telemetry::init_lambda_logs(&config);
     match run(&config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -25,10 +25,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: &Config) -> Result<(), lambda_runtime::Error> {
-    let bus_name = config.bus_name()?;
+    let settings = Settings::from_config(config)?;
     let metrics = telemetry::init_metrics(config.function_name())?;
     let sdk = aws::load_config().await;
-    let publisher = Publisher::new(EventBridgeBus::new(aws::eventbridge(&sdk), bus_name));
+    let bus = EventBridgeBus::new(aws::eventbridge(&sdk), settings.event_bus_name);
+    let publisher = Publisher::new(bus);
     let publisher = &publisher;
     metrics_cloudwatch_embedded::lambda::handler::run(
         metrics,

@@ -439,3 +439,22 @@ fn batch(records: Vec<EventRecord>) -> StreamEvent {
     event.records = records;
     event
 }
+
+/// `EVENT_BUS_NAME` is required: without it the settings name it; with it
+/// the bus name is taken as is.
+#[test]
+fn settings_need_a_bus() {
+    let none = Config::from_pairs(Vec::<(String, String)>::new());
+    assert_eq!(
+        Settings::from_config(&none),
+        Err(ConfigError::Missing("EVENT_BUS_NAME"))
+    );
+    let set = Config::from_pairs([("EVENT_BUS_NAME", "storefront-dev")]);
+    assert_eq!(
+        Settings::from_config(&set),
+        Ok(Settings {
+            globals: Globals::default(),
+            event_bus_name: "storefront-dev".into(),
+        })
+    );
+}

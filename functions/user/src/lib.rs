@@ -12,11 +12,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use storefront_domain::user::UserState;
 use storefront_domain::{EventEnvelope, EventType};
 use storefront_runtime::handler::{consumed_stream, project};
-use storefront_runtime::{Config, ConfigError, EventHandler, HandlerError, Outcome, Stores};
+use storefront_runtime::{
+    Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Projection, Stores,
+};
 use storefront_store::{Condition, StateItem, StateWrite};
 
 /// The handler's name.
@@ -29,12 +33,23 @@ pub const CONSUMES: &[EventType] = &[
     EventType::UserDeactivated,
 ];
 
-/// Partition of the user directory (sort key: user id).
-pub const DIRECTORY: &str = "users";
+use storefront_store::keys::{USER_DIRECTORY as DIRECTORY, user_view as view_key};
 
-/// The profile view's key.
-pub fn view_key(user_id: &str) -> (String, &'static str) {
-    (format!("view#user#{user_id}"), "profile")
+/// Everything the user function reads from its environment: only what
+/// every function gets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    pub globals: Globals,
+}
+
+impl Settings {
+    /// Reads the globals.
+    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            globals: Globals::from_config(config)?,
+        })
+    }
 }
 
 /// The user handler.
@@ -44,19 +59,11 @@ pub struct Users {
 }
 
 impl Users {
-    /// A handler on these stores.
-    pub fn new(stores: Stores) -> Self {
-        Users { stores }
-    }
-
-    /// From the function's environment.
-    pub fn from_config(
-        config: &Config,
-        sdk: &storefront_runtime::aws::SdkConfig,
-    ) -> Result<Self, ConfigError> {
-        Ok(Users::new(storefront_runtime::lambda::dynamo_stores(
-            config, sdk,
-        )?))
+    /// A handler on these stores, with the function's settings.
+    pub fn new(stores: Stores, settings: &Settings) -> Self {
+        Users {
+            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+        }
     }
 }
 
@@ -64,6 +71,10 @@ impl Users {
 impl EventHandler for Users {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn projection(&self) -> Option<&dyn Projection> {
+        Some(self)
     }
 
     fn consumes(&self) -> &'static [EventType] {
@@ -100,5 +111,18 @@ impl EventHandler for Users {
             },
         )
         .await
+    }
+}
+
+#[async_trait]
+impl Projection for Users {
+    /// Every profile view and its directory item.
+    async fn reset(&self, streams: &BTreeSet<String>) -> Result<(), HandlerError> {
+        for user in streams.iter().filter_map(|s| s.strip_prefix("user#")) {
+            let (pk, sk) = view_key(user);
+            self.stores.state.delete(&pk, sk).await?;
+            self.stores.state.delete(DIRECTORY, user).await?;
+        }
+        Ok(())
     }
 }

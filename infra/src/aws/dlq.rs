@@ -1,6 +1,6 @@
 //! `storefront dlq list|redrive --aws`: the same commands against the
-//! deployed queues (named `storefront-{stage}-{handler}` and `...-dlq` by
-//! template.yaml).
+//! deployed queues (found by the names template.yaml gives them on the
+//! stage).
 //!
 //! Redrive uses SQS's own `StartMessageMoveTask`, which moves messages
 //! server-side at a bounded rate. Where that is not available (an older
@@ -11,22 +11,36 @@
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::QueueAttributeName;
+use storefront_template::Template;
 
+use super::deployment::Deployment;
 use crate::cli::CliError;
 
-fn sqs_error<E: std::error::Error + 'static>(what: &str, e: E) -> CliError {
-    CliError(format!(
-        "{what}: {}",
-        aws_sdk_sqs::error::DisplayErrorContext(e)
-    ))
-}
-
-/// The queue and DLQ names of a handler on a stage.
-pub fn queue_names(stage: &str, handler: &str) -> (String, String) {
-    (
-        format!("storefront-{stage}-{handler}"),
-        format!("storefront-{stage}-{handler}-dlq"),
-    )
+/// The names of a handler's queue and DLQ on `stage`, as template.yaml
+/// names them (their `QueueName`s, resolved for the stage).
+pub fn queue_names(
+    template: &Template,
+    stage: &str,
+    handler: &str,
+) -> Result<(String, String), CliError> {
+    let deployment = Deployment::for_stage(template, stage);
+    let queue = template
+        .function_by_binary(&format!("storefront-{handler}"))
+        .and_then(|f| f.sqs.first())
+        .map(|source| source.queue.clone())
+        .ok_or_else(|| CliError::Usage(format!("template.yaml wires no queue to {handler}")))?;
+    let dlq = template
+        .queues
+        .get(&queue)
+        .and_then(|q| q.redrive.as_ref())
+        .map(|(dlq, _)| dlq.clone())
+        .ok_or_else(|| CliError::Usage(format!("{handler}'s queue {queue} has no DLQ")))?;
+    let name = |logical: &str| {
+        deployment.queue_name(template, logical).ok_or_else(|| {
+            CliError::Usage(format!("queue {logical} has no QueueName in template.yaml"))
+        })
+    };
+    Ok((name(&queue)?, name(&dlq)?))
 }
 
 async fn url_and_arn(sqs: &Client, name: &str) -> Result<(String, String), CliError> {
@@ -35,9 +49,9 @@ async fn url_and_arn(sqs: &Client, name: &str) -> Result<(String, String), CliEr
         .queue_name(name)
         .send()
         .await
-        .map_err(|e| sqs_error(&format!("queue {name} (deployed with this --stage?)"), e))?
+        .map_err(|e| CliError::aws(format!("queue {name} (deployed with this --stage?)"), e))?
         .queue_url
-        .ok_or_else(|| CliError(format!("queue {name} has no URL")))?;
+        .ok_or_else(|| CliError::Usage(format!("queue {name} has no URL")))?;
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(&url)
@@ -45,26 +59,25 @@ async fn url_and_arn(sqs: &Client, name: &str) -> Result<(String, String), CliEr
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .send()
         .await
-        .map_err(|e| sqs_error(&format!("attributes of {name}"), e))?;
+        .map_err(|e| CliError::aws(format!("attributes of {name}"), e))?;
     let arn = attributes
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
-        .ok_or_else(|| CliError(format!("queue {name} has no ARN")))?;
+        .ok_or_else(|| CliError::Usage(format!("queue {name} has no ARN")))?;
     Ok((url, arn))
 }
 
 /// How many messages a handler's DLQ holds (approximately, as SQS counts).
-pub async fn depth(sqs: &Client, stage: &str, handler: &str) -> Result<u64, CliError> {
-    let (_, dlq) = queue_names(stage, handler);
-    let (url, _) = url_and_arn(sqs, &dlq).await?;
+pub async fn depth(sqs: &Client, dlq: &str) -> Result<u64, CliError> {
+    let (url, _) = url_and_arn(sqs, dlq).await?;
     let out = sqs
         .get_queue_attributes()
         .queue_url(&url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .send()
         .await
-        .map_err(|e| sqs_error(&format!("attributes of {dlq}"), e))?;
+        .map_err(|e| CliError::aws(format!("attributes of {dlq}"), e))?;
     Ok(out
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
@@ -85,10 +98,9 @@ pub enum Redriven {
 }
 
 /// Redrives a handler's DLQ back into its queue.
-pub async fn redrive(sqs: &Client, stage: &str, handler: &str) -> Result<Redriven, CliError> {
-    let (queue, dlq) = queue_names(stage, handler);
-    let (queue_url, queue_arn) = url_and_arn(sqs, &queue).await?;
-    let (dlq_url, dlq_arn) = url_and_arn(sqs, &dlq).await?;
+pub async fn redrive(sqs: &Client, queue: &str, dlq: &str) -> Result<Redriven, CliError> {
+    let (queue_url, queue_arn) = url_and_arn(sqs, queue).await?;
+    let (dlq_url, dlq_arn) = url_and_arn(sqs, dlq).await?;
     match sqs
         .start_message_move_task()
         .source_arn(&dlq_arn)
@@ -115,7 +127,7 @@ pub async fn redrive(sqs: &Client, stage: &str, handler: &str) -> Result<Redrive
             .visibility_timeout(60)
             .send()
             .await
-            .map_err(|e| sqs_error(&format!("receive from {dlq}"), e))?;
+            .map_err(|e| CliError::aws(format!("receive from {dlq}"), e))?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             return Ok(Redriven::Moved(moved));
@@ -127,13 +139,13 @@ pub async fn redrive(sqs: &Client, stage: &str, handler: &str) -> Result<Redrive
                 .message_body(body)
                 .send()
                 .await
-                .map_err(|e| sqs_error(&format!("send to {queue}"), e))?;
+                .map_err(|e| CliError::aws(format!("send to {queue}"), e))?;
             sqs.delete_message()
                 .queue_url(&dlq_url)
                 .receipt_handle(m.receipt_handle().unwrap_or_default())
                 .send()
                 .await
-                .map_err(|e| sqs_error(&format!("delete from {dlq}"), e))?;
+                .map_err(|e| CliError::aws(format!("delete from {dlq}"), e))?;
             moved += 1;
         }
     }

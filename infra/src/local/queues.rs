@@ -38,13 +38,13 @@ CREATE TABLE IF NOT EXISTS cursors (
 
 /// A queue failure (the local SQLite file).
 #[derive(Debug, thiserror::Error)]
-#[error("local queue store: {0}")]
-pub struct QueueError(String);
-
-impl From<rusqlite::Error> for QueueError {
-    fn from(e: rusqlite::Error) -> Self {
-        QueueError(e.to_string())
-    }
+pub enum QueueError {
+    /// The SQLite file refused a call.
+    #[error("local queue store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The call could not run (its blocking task failed) or was malformed.
+    #[error("local queue store: {0}")]
+    Task(String),
 }
 
 /// A message handed to a consumer.

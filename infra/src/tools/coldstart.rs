@@ -37,7 +37,8 @@ use storefront_domain::user::{UserCommand, UserState};
 use storefront_domain::{
     Aggregate, Currency, Event, EventEnvelope, EventMeta, OrderId, Sku, StreamId, UserId,
 };
-use storefront_template::router::{Router as Rules, eventbridge_event};
+use storefront_template::PatternRouter;
+use storefront_template::router::eventbridge_event;
 use storefront_template::{Function, Template};
 
 /// The baseline binary.
@@ -369,7 +370,7 @@ fn event_for(
             .into_iter()
             .map(|r| (r.logical_id.as_str(), &r.pattern))
             .collect();
-        let rules = Rules::new(patterns).map_err(|e| ColdstartError::Run(e.to_string()))?;
+        let rules = PatternRouter::new(patterns).map_err(|e| ColdstartError::Run(e.to_string()))?;
         for e in &all {
             let body = bus_event(e).to_string();
             if rules

@@ -204,7 +204,7 @@ pub async fn journey(rt: &Runtime) {
     let outbox: Vec<Value> = rt
         .stores()
         .state
-        .query(storefront_notification::OUTBOX)
+        .query(storefront_store::keys::OUTBOX)
         .await
         .expect("outbox")
         .into_iter()

@@ -1,9 +1,16 @@
 //! Configuration from environment variables, read once at cold start.
+//!
+//! A [`Config`] remembers the name of every variable read through it
+//! ([`Config::read_names`]), so a test can hold what a function reads against
+//! what template.yaml gives it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use storefront_store::dynamodb::TableNames;
 use thiserror::Error;
+
+use crate::settings::DEFAULT_SNAPSHOT_EVERY;
 
 /// A setting is missing or malformed. The message names the variable and says what to set.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -26,18 +33,35 @@ pub enum ConfigError {
 }
 
 /// Everything a function reads from its environment. Not every function
-/// needs every field; each reads what it needs through the accessors.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// needs every field; each reads what it needs through the accessors, and
+/// the names read are recorded (clones share the record).
+#[derive(Clone)]
 pub struct Config {
     vars: HashMap<String, String>,
+    read: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl PartialEq for Config {
+    /// Two configurations are equal when they hold the same variables, whatever was read.
+    fn eq(&self, other: &Self) -> bool {
+        self.vars == other.vars
+    }
+}
+
+impl Eq for Config {}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Sorted, so two configurations with the same variables print the same.
+        let vars: BTreeMap<&String, &String> = self.vars.iter().collect();
+        f.debug_struct("Config").field("vars", &vars).finish()
+    }
 }
 
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Self {
-        Config {
-            vars: std::env::vars().collect(),
-        }
+        Config::from_pairs(std::env::vars())
     }
 
     /// A configuration from explicit pairs (the local runtime and tests).
@@ -49,24 +73,39 @@ impl Config {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            read: Arc::default(),
         }
+    }
+
+    /// The names of the variables read so far through this configuration or
+    /// any of its clones, whether they were set or not.
+    pub fn read_names(&self) -> BTreeSet<String> {
+        self.read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A variable's value (empty counts as unset), recording that it was read.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned());
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// A required variable.
     pub fn required(&self, name: &'static str) -> Result<&str, ConfigError> {
-        self.vars
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-            .ok_or(ConfigError::Missing(name))
+        self.get(name).ok_or(ConfigError::Missing(name))
     }
 
     /// An optional variable.
     pub fn optional(&self, name: &str) -> Option<&str> {
-        self.vars
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.get(name)
     }
 
     /// An optional unsigned number with a default.
@@ -94,12 +133,14 @@ impl Config {
         self.required("EVENT_BUS_NAME")
     }
 
-    /// `SNAPSHOT_EVERY`: snapshot an aggregate every N events (default 100; 0 = never).
+    /// `SNAPSHOT_EVERY`: snapshot an aggregate every N events (default
+    /// [`DEFAULT_SNAPSHOT_EVERY`]; 0 = never).
     pub fn snapshot_every(&self) -> Result<u64, ConfigError> {
-        self.number("SNAPSHOT_EVERY", 100)
+        self.number("SNAPSHOT_EVERY", DEFAULT_SNAPSHOT_EVERY)
     }
 
-    /// `POWERTOOLS_SERVICE_NAME` or the Lambda function name: the `function` in logs and metrics.
+    /// `STOREFRONT_FUNCTION` (the local runtime) or the Lambda function name
+    /// (`AWS_LAMBDA_FUNCTION_NAME`): the `function` in logs and metrics.
     pub fn function_name(&self) -> &str {
         self.optional("STOREFRONT_FUNCTION")
             .or_else(|| self.optional("AWS_LAMBDA_FUNCTION_NAME"))
@@ -136,5 +177,45 @@ mod tests {
                 .to_string()
                 .contains("X is not set")
         );
+    }
+
+    /// Every accessor records the names it reads, set or not; clones share
+    /// the record, and equality and Debug look at the variables only.
+    #[test]
+    fn records_the_names_read() {
+        let c = Config::from_pairs([("EVENTS_TABLE", "e"), ("STATE_TABLE", "s"), ("UNREAD", "u")]);
+        assert!(c.read_names().is_empty());
+        let clone = c.clone();
+        clone.tables().expect("tables");
+        let _ = c.required("SENDER_EMAIL");
+        let _ = c.optional("RUST_LOG");
+        let _ = c.number("LOW_STOCK_THRESHOLD", 5);
+        let _ = c.bus_name();
+        let _ = c.snapshot_every();
+        let _ = c.function_name();
+        let expected: BTreeSet<String> = [
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "EVENTS_TABLE",
+            "EVENT_BUS_NAME",
+            "LOW_STOCK_THRESHOLD",
+            "RUST_LOG",
+            "SENDER_EMAIL",
+            "SNAPSHOT_EVERY",
+            "STATE_TABLE",
+            "STOREFRONT_FUNCTION",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        assert_eq!(c.read_names(), expected);
+        assert_eq!(clone.read_names(), expected);
+
+        let fresh =
+            Config::from_pairs([("EVENTS_TABLE", "e"), ("STATE_TABLE", "s"), ("UNREAD", "u")]);
+        assert_eq!(
+            fresh, c,
+            "what was read does not make two configurations differ"
+        );
+        assert_eq!(format!("{fresh:?}"), format!("{c:?}"));
     }
 }

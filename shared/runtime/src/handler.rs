@@ -10,18 +10,17 @@
 //!   after the view's version, fold them, write with compare-and-swap. A
 //!   duplicate or stale event finds nothing new and changes nothing.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use storefront_domain::{
-    Aggregate, Event, EventEnvelope, EventMeta, EventType, StreamId, seal_batch,
-};
+use storefront_domain::{Aggregate, Event, EventEnvelope, EventMeta, EventType, StreamId};
 use storefront_store::clock::{new_event_id, now_epoch_seconds, now_rfc3339};
-use storefront_store::{
-    AppendBatch, Condition, EventStore, StateItem, StateStore, StateWrite, StoreError, StreamAppend,
-};
+use storefront_store::pipeline::{self, Change, Command, Outcome as PipelineOutcome, Plan};
+use storefront_store::{Condition, EventStore, StateItem, StateStore, StateWrite};
 
+use crate::settings::DEFAULT_SNAPSHOT_EVERY;
 use crate::sqs::{HandlerError, Outcome};
 
 /// An event handler: one per Lambda, subscribed through its own rule and queue.
@@ -33,23 +32,54 @@ pub trait EventHandler: Send + Sync {
     fn consumes(&self) -> &'static [EventType];
     /// Handles one event. Called at least once per event, in any order.
     async fn handle(&self, event: &EventEnvelope) -> Result<Outcome, HandlerError>;
+    /// The handler as a [`Projection`], if its whole effect is views (which
+    /// can then be rebuilt from the store); `None` for a handler whose
+    /// effects are events.
+    fn projection(&self) -> Option<&dyn Projection> {
+        None
+    }
 }
 
-/// The two stores every handler works on.
+/// A handler whose whole effect is views, caught up from the store: it can
+/// forget them and be fed every stored event again (`storefront replay`).
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// Deletes every view and index item this handler built. `streams` are
+    /// the ids of every stream in the store (views are keyed by stream, and
+    /// the state table cannot list them all).
+    async fn reset(&self, streams: &BTreeSet<String>) -> Result<(), HandlerError>;
+}
+
+/// The two stores every handler works on, and how often a handler's loads
+/// snapshot what they fold.
 #[derive(Clone)]
 pub struct Stores {
     /// The event store.
     pub events: Arc<dyn EventStore>,
     /// Views, idempotency records, outboxes.
     pub state: Arc<dyn StateStore>,
+    /// A [`load`] that folded at least this many events past the snapshot
+    /// writes a new one (`SNAPSHOT_EVERY`; 0 = never).
+    pub snapshot_every: u64,
 }
 
 impl Stores {
-    /// Both ports from one adapter that implements them (SQLite or DynamoDB).
+    /// Both ports from one adapter that implements them (SQLite or
+    /// DynamoDB), snapshotting every [`DEFAULT_SNAPSHOT_EVERY`] events.
     pub fn from<S: EventStore + StateStore + Clone + 'static>(store: S) -> Self {
         Stores {
             events: Arc::new(store.clone()),
             state: Arc::new(store),
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+        }
+    }
+
+    /// The same stores, snapshotting every `n` events (0 = never): a
+    /// function's constructor applies its `SNAPSHOT_EVERY` with this.
+    pub fn with_snapshot_every(self, n: u64) -> Self {
+        Stores {
+            snapshot_every: n,
+            ..self
         }
     }
 }
@@ -57,30 +87,10 @@ impl Stores {
 /// How long idempotency records of handlers are kept (7 days: well past SQS's 4-day default retention).
 pub const IDEMPOTENCY_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
-/// Attempts per event when writers race on the same streams.
-pub const MAX_ATTEMPTS: u32 = 8;
-
-/// Waits a little before attempt `n` (from 0) of a contended write: 1, 2,
-/// 4 ... 64 ms with jitter, so racing writers spread out instead of
-/// colliding again in lockstep.
-pub async fn backoff(n: u32) {
-    if n == 0 {
-        return;
-    }
-    let base = 1u64 << n.min(6);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::from(d.subsec_nanos()))
-        .unwrap_or(0);
-    tokio::time::sleep(std::time::Duration::from_micros(
-        base * 500 + nanos % (base * 1000),
-    ))
-    .await;
-}
-
 /// The idempotency record key of `handler` for `event_id`.
 pub fn idempotency_key(handler: &str, event_id: &str) -> (String, String) {
-    (format!("idem#{handler}#{event_id}"), "done".to_owned())
+    let (pk, sk) = storefront_store::keys::handled(handler, event_id);
+    (pk, sk.to_owned())
 }
 
 /// Metadata for an event a handler decides because of `cause`.
@@ -105,9 +115,19 @@ pub struct Decision {
     pub events: Vec<Event>,
 }
 
-/// Decides and appends the effect of `cause` exactly once. `plan` runs on
+/// The pipeline's answer when every attempt lost its race: SQS redelivers.
+fn contended(what: &str, attempts: u32) -> HandlerError {
+    HandlerError::Transient(format!(
+        "{what} kept changing over {attempts} attempts; SQS will redeliver"
+    ))
+}
+
+/// Decides and appends the effect of `cause` exactly once, through the
+/// store's command pipeline ([`storefront_store::pipeline`]). `plan` runs on
 /// every attempt and must load what it decides on; it returns the decisions
 /// (possibly none) and any state writes that belong to the same transaction.
+/// The idempotency record (`idem#{handler}#{eventId}`) rides in the same
+/// append; finding it means the event was handled before.
 pub async fn append_once<F, Fut>(
     events: &dyn EventStore,
     state: &dyn StateStore,
@@ -123,58 +143,59 @@ where
     if state.get(&pk, &sk).await?.is_some() {
         return Ok(Outcome::Duplicate);
     }
-    for attempt in 0..MAX_ATTEMPTS {
-        backoff(attempt).await;
-        let (decisions, writes) = plan().await?;
-        let decisions: Vec<Decision> = decisions
-            .into_iter()
-            .filter(|d| !d.events.is_empty())
-            .collect();
-        if decisions.is_empty() && writes.is_empty() {
-            return Ok(Outcome::Ignored);
+    let meta = || caused_by(handler, cause);
+    let record = |_: &()| StateWrite {
+        item: StateItem {
+            pk: pk.clone(),
+            sk: sk.clone(),
+            version: 1,
+            value: serde_json::json!({"eventType": cause.event_type}),
+            expires_at: Some(now_epoch_seconds() + IDEMPOTENCY_TTL_SECONDS),
+        },
+        condition: Condition::NotExists,
+    };
+    let command = Command {
+        events,
+        state,
+        meta: &meta,
+        idempotency: Some(&record),
+        // Handlers snapshot on load (see [`load`]), not after their appends.
+        snapshot_every: 0,
+        seed: &cause.event_id,
+    };
+    let outcome = pipeline::execute(&command, || {
+        let decided = plan();
+        async move {
+            let (decisions, writes) = decided.await?;
+            Ok::<_, HandlerError>(Plan {
+                changes: decisions
+                    .into_iter()
+                    .map(|d| Change {
+                        stream: d.stream,
+                        expected_version: d.expected_version,
+                        events: d.events,
+                        snapshot: None,
+                    })
+                    .collect(),
+                state: writes,
+                answer: (),
+            })
         }
-        let mut batch = AppendBatch {
-            streams: decisions
-                .iter()
-                .map(|d| StreamAppend {
-                    stream: d.stream.clone(),
-                    expected_version: d.expected_version,
-                    events: seal_batch(&d.stream, d.expected_version, &d.events, |_| {
-                        caused_by(handler, cause)
-                    }),
-                })
-                .collect(),
-            state: writes,
-        };
-        batch.state.push(StateWrite {
-            item: StateItem {
-                pk: pk.clone(),
-                sk: sk.clone(),
-                version: 1,
-                value: serde_json::json!({"eventType": cause.event_type}),
-                expires_at: Some(now_epoch_seconds() + IDEMPOTENCY_TTL_SECONDS),
-            },
-            condition: Condition::NotExists,
-        });
-        match events.append_batch(batch).await {
-            Ok(()) => return Ok(Outcome::Handled),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(StoreError::ConditionFailed { pk: failed, .. }) if failed == pk => {
-                return Ok(Outcome::Duplicate);
-            }
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
+    })
+    .await?;
+    match outcome {
+        PipelineOutcome::Committed(()) => Ok(Outcome::Handled),
+        PipelineOutcome::Unchanged(()) => Ok(Outcome::Ignored),
+        PipelineOutcome::Duplicate => Ok(Outcome::Duplicate),
+        PipelineOutcome::Contended { attempts } => Err(contended("streams", attempts)),
     }
-    Err(HandlerError::Transient(format!(
-        "streams kept changing over {MAX_ATTEMPTS} attempts; SQS will redeliver"
-    )))
 }
 
 /// Catches a view of one stream up with the store: reads the events after
 /// the view's version, folds them onto the stored state, and writes the new
 /// state with compare-and-swap, together with `extra(&state)` (index items)
-/// in the same transaction. Returns `Duplicate` when there was nothing new.
+/// in the same transaction, through the store's command pipeline (a lost
+/// race looks again). Returns `Duplicate` when there was nothing new.
 pub async fn project<A: Aggregate>(
     events: &dyn EventStore,
     state: &dyn StateStore,
@@ -183,8 +204,22 @@ pub async fn project<A: Aggregate>(
     extra: impl Fn(&A, &[EventEnvelope]) -> Vec<StateWrite>,
 ) -> Result<Outcome, HandlerError> {
     let (pk, sk) = key;
-    for attempt in 0..MAX_ATTEMPTS {
-        backoff(attempt).await;
+    let command = Command {
+        events,
+        state,
+        // A projection appends no events: this metadata is never used.
+        meta: &|| EventMeta {
+            event_id: new_event_id(),
+            occurred_at: now_rfc3339(),
+            correlation_id: String::new(),
+            causation_id: None,
+            actor: "system:projection".into(),
+        },
+        idempotency: None,
+        snapshot_every: 0,
+        seed: pk,
+    };
+    let outcome = pipeline::execute(&command, || async {
         let current = state.get(pk, sk).await?;
         let (view, version, condition) = match &current {
             Some(item) => match serde_json::from_value::<A>(item.value.clone()) {
@@ -195,9 +230,13 @@ pub async fn project<A: Aggregate>(
             None => (A::default(), 0, Condition::NotExists),
         };
         let tail = events.load(stream, version).await?;
-        if tail.is_empty() {
-            return Ok(Outcome::Duplicate);
-        }
+        let Some(new_version) = tail.last().map(|e| e.version) else {
+            return Ok(Plan {
+                changes: vec![],
+                state: vec![],
+                answer: (),
+            });
+        };
         let mut next = view;
         for e in &tail {
             // `load` verified the checksums already.
@@ -206,7 +245,6 @@ pub async fn project<A: Aggregate>(
                     .map_err(|e| HandlerError::Permanent(e.to_string()))?,
             );
         }
-        let new_version = tail.last().map_or(version, |e| e.version);
         let value =
             serde_json::to_value(&next).map_err(|e| HandlerError::Permanent(e.to_string()))?;
         let mut writes = vec![StateWrite {
@@ -220,34 +258,27 @@ pub async fn project<A: Aggregate>(
             condition,
         }];
         writes.extend(extra(&next, &tail));
-        match events
-            .append_batch(AppendBatch {
-                streams: vec![],
-                state: writes,
-            })
-            .await
-        {
-            Ok(()) => return Ok(Outcome::Handled),
-            // Another delivery moved the view on: look again.
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
+        Ok::<_, HandlerError>(Plan {
+            changes: vec![],
+            state: writes,
+            answer: (),
+        })
+    })
+    .await?;
+    match outcome {
+        PipelineOutcome::Committed(()) => Ok(Outcome::Handled),
+        PipelineOutcome::Unchanged(()) | PipelineOutcome::Duplicate => Ok(Outcome::Duplicate),
+        PipelineOutcome::Contended { attempts } => Err(contended(&format!("view {pk}"), attempts)),
     }
-    Err(HandlerError::Transient(format!(
-        "view {pk} kept changing; SQS will redeliver"
-    )))
 }
-
-/// A handler that folded at least this many events past the snapshot writes
-/// a new one (the API's `SNAPSHOT_EVERY` default).
-pub const SNAPSHOT_AFTER_TAIL: usize = 100;
 
 /// Loads an aggregate for a decision (snapshot + tail).
 ///
 /// Handlers append to streams the API rarely writes (every reservation lands
 /// on a product's stream), so the API's snapshot-after-append policy alone
 /// would leave those streams to grow unsnapshotted and every load to fold
-/// more of them. So a load that folded [`SNAPSHOT_AFTER_TAIL`] events or more
+/// more of them. So a load that folded [`Stores::snapshot_every`] events or
+/// more (the function's `SNAPSHOT_EVERY`, as the API uses it; 0 = never)
 /// writes a snapshot at the version it read (a cache: never over a newer one,
 /// and a failure to write it is only logged).
 pub async fn load<A: Aggregate>(
@@ -256,7 +287,9 @@ pub async fn load<A: Aggregate>(
 ) -> Result<storefront_store::aggregate::Loaded<A>, HandlerError> {
     let loaded =
         storefront_store::aggregate::load::<A>(&*stores.events, &*stores.state, stream).await?;
-    if loaded.events_read >= SNAPSHOT_AFTER_TAIL
+    let every = stores.snapshot_every;
+    if every > 0
+        && loaded.events_read as u64 >= every
         && let Err(e) = storefront_store::aggregate::save_snapshot(
             &*stores.state,
             stream,
@@ -329,7 +362,7 @@ mod tests {
             currency: Currency::new("EUR").expect("eur"),
             initial_stock: 1,
         })];
-        for n in 0..SNAPSHOT_AFTER_TAIL as u32 {
+        for n in 0..DEFAULT_SNAPSHOT_EVERY as u32 {
             events.push(Event::ProductStockAdjusted(ProductStockAdjusted {
                 delta: 1,
                 reason: "count".into(),
@@ -371,10 +404,83 @@ mod tests {
         assert_eq!((third.events_read, third.version), (1, total + 1));
         let snapshot = stores
             .state
-            .get(&format!("snapshot#{stream}"), "snapshot")
+            .get(&storefront_store::keys::snapshot(&stream).0, "snapshot")
             .await
             .expect("get")
             .expect("snapshot");
         assert_eq!(snapshot.version, total);
+    }
+
+    /// Appends `ProductCreated` and `n` stock adjustments to `product#{sku}`.
+    async fn seed(store: &SqliteStore, sku: &str, n: u32) -> StreamId {
+        let stream = StreamId::new("product", sku).expect("stream");
+        let mut events = vec![Event::ProductCreated(ProductCreated {
+            sku: Sku::new(sku).expect("sku"),
+            name: "Mug".into(),
+            price_cents: 1250,
+            currency: Currency::new("EUR").expect("eur"),
+            initial_stock: 1,
+        })];
+        for k in 0..n {
+            events.push(Event::ProductStockAdjusted(ProductStockAdjusted {
+                delta: 1,
+                reason: "count".into(),
+                on_hand: k + 2,
+            }));
+        }
+        store
+            .append(&stream, 0, seal_batch(&stream, 0, &events, |_| meta()))
+            .await
+            .expect("append");
+        stream
+    }
+
+    /// The stores' `snapshot_every` (the function's SNAPSHOT_EVERY) sets
+    /// when a load snapshots: at that many events folded, and never at 0.
+    #[tokio::test]
+    async fn loads_honour_snapshot_every() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        assert_eq!(
+            Stores::from(store.clone()).snapshot_every,
+            DEFAULT_SNAPSHOT_EVERY
+        );
+
+        let every_five = Stores::from(store.clone()).with_snapshot_every(5);
+        let short = seed(&store, "SHORT", 3).await;
+        load::<ProductState>(&every_five, &short)
+            .await
+            .expect("load");
+        assert_eq!(
+            load::<ProductState>(&every_five, &short)
+                .await
+                .expect("load")
+                .events_read,
+            4,
+            "four events folded are under five: no snapshot"
+        );
+        let five = seed(&store, "FIVE", 4).await;
+        load::<ProductState>(&every_five, &five)
+            .await
+            .expect("load");
+        assert_eq!(
+            load::<ProductState>(&every_five, &five)
+                .await
+                .expect("load")
+                .events_read,
+            0,
+            "five events folded: snapshotted"
+        );
+
+        let never = Stores::from(store.clone()).with_snapshot_every(0);
+        let long = seed(&store, "NEVER", 20).await;
+        load::<ProductState>(&never, &long).await.expect("load");
+        assert_eq!(
+            load::<ProductState>(&never, &long)
+                .await
+                .expect("load")
+                .events_read,
+            21,
+            "0 never snapshots"
+        );
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! - [`config`]: settings from the environment Lambda (or the local runtime)
 //!   gives the function, with errors that say which variable is missing.
+//! - [`settings`]: [`Globals`], the typed settings template.yaml gives every
+//!   function; each function crate's `Settings` holds them next to its own.
 //! - [`aws`]: the AWS SDK configuration and clients, built once per cold
 //!   start; an endpoint override for moto and the local runtime's AWS mode.
 //! - [`telemetry`]: JSON logs through `tracing` (no ANSI, no timestamps:
@@ -21,9 +23,11 @@ pub mod aws;
 pub mod config;
 pub mod handler;
 pub mod lambda;
+pub mod settings;
 pub mod sqs;
 pub mod telemetry;
 
 pub use config::{Config, ConfigError};
-pub use handler::{EventHandler, Stores};
+pub use handler::{EventHandler, Projection, Stores};
+pub use settings::Globals;
 pub use sqs::{HandlerError, Outcome};

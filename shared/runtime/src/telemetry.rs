@@ -10,13 +10,20 @@
 use metrics_cloudwatch_embedded::Collector;
 use tracing_subscriber::EnvFilter;
 
+use crate::Config;
+use crate::settings::{DEFAULT_LOG_FILTER, log_filter};
+
 /// The CloudWatch metrics namespace of every function.
 pub const NAMESPACE: &str = "Storefront";
 
 /// JSON logs for Lambda: no ANSI colours, no timestamps (CloudWatch adds
-/// them), level from `RUST_LOG` (default `info`). Call once, first thing in main.
-pub fn init_lambda_logs(function: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// them), level from the configuration's `RUST_LOG` (default `info`, and
+/// `info` when it is not a valid filter), lines tagged with the function's
+/// name. Call once, first thing in main.
+pub fn init_lambda_logs(config: &Config) {
+    let function = config.function_name();
+    let filter = EnvFilter::try_new(log_filter(config))
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -47,6 +54,20 @@ pub fn init_metrics(
 
 #[cfg(test)]
 mod tests {
+    use crate::Config;
+
+    /// The log filter and the function's name come through the
+    /// configuration, so what a function reads can be checked.
+    #[test]
+    fn logs_read_their_filter_through_the_config() {
+        // `warn`, so the "starting" line stays out of the test output.
+        let config = Config::from_pairs([("RUST_LOG", "warn"), ("STOREFRONT_FUNCTION", "test-fn")]);
+        super::init_lambda_logs(&config);
+        let read = config.read_names();
+        assert!(read.contains("RUST_LOG"), "{read:?}");
+        assert!(read.contains("STOREFRONT_FUNCTION"), "{read:?}");
+    }
+
     /// The collector writes CloudWatch EMF: `_aws.CloudWatchMetrics` with our namespace, dimension and metric.
     #[test]
     fn emf_format() {

@@ -21,17 +21,13 @@ pub struct Loaded<A> {
     pub events_read: usize,
 }
 
-fn snapshot_key(stream: &StreamId) -> (String, &'static str) {
-    (format!("snapshot#{stream}"), "snapshot")
-}
-
 /// Loads an aggregate from its snapshot (if any) and the events after it.
 pub async fn load<A: Aggregate>(
     events: &dyn EventStore,
     state: &dyn StateStore,
     stream: &StreamId,
 ) -> Result<Loaded<A>, StoreError> {
-    let (pk, sk) = snapshot_key(stream);
+    let (pk, sk) = crate::keys::snapshot(stream);
     let (start, version) = match state.get(&pk, sk).await? {
         Some(item) => match serde_json::from_value::<A>(item.value) {
             Ok(s) => (s, item.version),
@@ -91,7 +87,7 @@ pub async fn save_snapshot_value(
     value: serde_json::Value,
     version: u64,
 ) -> Result<(), StoreError> {
-    let (pk, sk) = snapshot_key(stream);
+    let (pk, sk) = crate::keys::snapshot(stream);
     match state_store
         .put(StateWrite {
             item: StateItem {

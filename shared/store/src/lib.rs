@@ -12,6 +12,10 @@
 //! - [`StateStore`]: views, snapshots, idempotency records and outboxes, with
 //!   conditional writes and expiry.
 //! - [`aggregate`]: load an aggregate from snapshot + tail, and snapshot it.
+//! - [`keys`]: every key of the state table, spelled once.
+//! - [`pipeline`]: the one command pipeline (load, decide, append with the
+//!   idempotency record, retry a lost race, snapshot when due) of the API and
+//!   of every handler that appends.
 //!
 //! Adapters: [`sqlite::SqliteStore`] (rusqlite, bundled, WAL) and
 //! [`dynamodb::DynamoStore`] (aws-sdk-dynamodb). Every read verifies each
@@ -25,6 +29,8 @@ pub mod aggregate;
 pub mod clock;
 pub mod dynamodb;
 mod error;
+pub mod keys;
+pub mod pipeline;
 mod ports;
 pub mod sqlite;
 

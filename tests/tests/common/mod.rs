@@ -15,7 +15,7 @@ use serde_json::Value;
 use storefront_api::{AppState, Claims, Settings};
 use storefront_domain::EventEnvelope;
 use storefront_notification::OutboxNotifier;
-use storefront_runtime::{EventHandler, Outcome, Stores};
+use storefront_runtime::{EventHandler, Globals, Outcome, Stores};
 use storefront_store::EventLog;
 use storefront_store::sqlite::SqliteStore;
 use tower::ServiceExt;
@@ -28,20 +28,48 @@ pub struct Shop {
     pub cursor: std::sync::Mutex<u64>,
 }
 
+/// The notification function's settings in tests: the outbox ignores the sender.
+pub fn notification_settings() -> storefront_notification::Settings {
+    storefront_notification::Settings {
+        globals: Globals::default(),
+        sender_email: "shop@example.com".into(),
+    }
+}
+
 pub fn handlers(stores: &Stores) -> Vec<Arc<dyn EventHandler>> {
     vec![
-        Arc::new(storefront_inventory::Inventory::new(stores.clone(), 3)),
+        Arc::new(storefront_inventory::Inventory::new(
+            stores.clone(),
+            &storefront_inventory::Settings {
+                low_stock_threshold: 3,
+                ..Default::default()
+            },
+        )),
         Arc::new(storefront_order_workflow::OrderWorkflow::new(
             stores.clone(),
+            &Default::default(),
         )),
-        Arc::new(storefront_cart::CartViews::new(stores.clone())),
+        Arc::new(storefront_cart::CartViews::new(
+            stores.clone(),
+            &Default::default(),
+        )),
         Arc::new(storefront_notification::Notifications::new(
             stores.clone(),
+            &notification_settings(),
             Arc::new(OutboxNotifier::new(stores.state.clone())),
         )),
-        Arc::new(storefront_audit::Audit::new(stores.clone())),
-        Arc::new(storefront_analytics::Analytics::new(stores.clone())),
-        Arc::new(storefront_user::Users::new(stores.clone())),
+        Arc::new(storefront_audit::Audit::new(
+            stores.clone(),
+            &Default::default(),
+        )),
+        Arc::new(storefront_analytics::Analytics::new(
+            stores.clone(),
+            &Default::default(),
+        )),
+        Arc::new(storefront_user::Users::new(
+            stores.clone(),
+            &Default::default(),
+        )),
     ]
 }
 
@@ -231,7 +259,7 @@ impl Shop {
     pub async fn outbox(&self) -> Vec<Value> {
         self.stores
             .state
-            .query(storefront_notification::OUTBOX)
+            .query(storefront_store::keys::OUTBOX)
             .await
             .expect("outbox")
             .into_iter()

@@ -9,6 +9,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use storefront_api::{AppState, Claims, Settings, app};
+use storefront_runtime::Globals;
 use tower::ServiceExt;
 
 /// Who sends a request.
@@ -71,8 +72,10 @@ impl TestApp {
             TestApp::new(AppState::sqlite(
                 store.clone(),
                 Settings {
-                    snapshot_every: 5,
-                    max_attempts: 10,
+                    globals: Globals {
+                        snapshot_every: 5,
+                        ..Globals::default()
+                    },
                 },
             )),
             store,

@@ -1,0 +1,118 @@
+//! The `/_local` routes, once for both modes, over one [`Control`] interface:
+//! the fault switch, queue and DLQ depths, event counts and the feed's rewind.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::ServiceError;
+use super::function::Faults;
+
+/// Messages waiting for one handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    /// In its queue: visible, in flight or delayed.
+    pub queue: u64,
+    /// In its DLQ.
+    pub dlq: u64,
+}
+
+/// How many events are stored, and how far the stream mapping has got.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventCounts {
+    /// Every stored event.
+    pub events: u64,
+    /// Those a request appended (actor not `system:*`), which the schemathesis
+    /// run compares around every refused request.
+    pub appended_by_requests: u64,
+    /// The position of the last stored event.
+    pub last_position: u64,
+    /// How far the mapping has published: equal to `last_position` once every
+    /// stored event has gone through the publisher.
+    pub published: u64,
+    /// Items of the events table that do not decode (the AWS mode reports them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undecodable: Option<u64>,
+}
+
+/// What the local tooling can see and do to a running service.
+#[async_trait]
+pub trait Control: Send + Sync {
+    /// The fault switch.
+    fn faults(&self) -> &Faults;
+    /// Per handler: its queue's and its DLQ's depth.
+    async fn queue_depths(&self) -> Result<BTreeMap<String, QueueDepth>, ServiceError>;
+    /// Events stored and published.
+    async fn event_counts(&self) -> Result<EventCounts, ServiceError>;
+    /// Publishes every stored event again (the duplicate-delivery drill).
+    async fn rewind_feed(&self) -> Result<(), ServiceError>;
+}
+
+type Failure = (StatusCode, String);
+
+fn unavailable(e: ServiceError) -> Failure {
+    (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
+/// The `/_local` routes over `control`.
+pub fn router(control: Arc<dyn Control>) -> Router {
+    Router::new()
+        .route("/_local/faults", get(list_faults))
+        .route(
+            "/_local/faults/{handler}",
+            put(set_fault).delete(clear_fault),
+        )
+        .route("/_local/queues", get(queue_depths))
+        .route("/_local/events/count", get(event_counts))
+        .route("/_local/feed/rewind", post(rewind_feed))
+        .with_state(control)
+}
+
+type Ctl = State<Arc<dyn Control>>;
+
+fn sorted_faults(faults: &Faults) -> Json<Vec<String>> {
+    let mut list: Vec<String> = faults
+        .lock()
+        .map(|f| f.iter().cloned().collect())
+        .unwrap_or_default();
+    list.sort();
+    Json(list)
+}
+
+async fn list_faults(State(c): Ctl) -> Json<Vec<String>> {
+    sorted_faults(c.faults())
+}
+
+async fn set_fault(State(c): Ctl, Path(handler): Path<String>) -> Json<Vec<String>> {
+    if let Ok(mut f) = c.faults().lock() {
+        f.insert(handler);
+    }
+    sorted_faults(c.faults())
+}
+
+async fn clear_fault(State(c): Ctl, Path(handler): Path<String>) -> Json<Vec<String>> {
+    if let Ok(mut f) = c.faults().lock() {
+        f.remove(&handler);
+    }
+    sorted_faults(c.faults())
+}
+
+async fn queue_depths(State(c): Ctl) -> Result<Json<BTreeMap<String, QueueDepth>>, Failure> {
+    c.queue_depths().await.map(Json).map_err(unavailable)
+}
+
+async fn event_counts(State(c): Ctl) -> Result<Json<EventCounts>, Failure> {
+    c.event_counts().await.map(Json).map_err(unavailable)
+}
+
+async fn rewind_feed(State(c): Ctl) -> Result<Json<serde_json::Value>, Failure> {
+    c.rewind_feed().await.map_err(unavailable)?;
+    Ok(Json(serde_json::json!({"rewound": true})))
+}
