@@ -22,9 +22,7 @@ use storefront_domain::cart::CartState;
 use storefront_domain::order::OrderState;
 use storefront_domain::{EventEnvelope, EventType};
 use storefront_runtime::handler::{consumed_stream, project};
-use storefront_runtime::{
-    Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Projection, Stores,
-};
+use storefront_runtime::{EventHandler, Globals, HandlerError, Outcome, Projection, Stores};
 
 /// The handler's name.
 pub const NAME: &str = "analytics";
@@ -46,22 +44,9 @@ pub const CONSUMES: &[EventType] = &[
 
 use storefront_store::keys::{ANALYTICS_CARTS as CARTS, ANALYTICS_ORDERS as ORDERS};
 
-/// Everything the analytics function reads from its environment: only what
-/// every function gets.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Settings {
-    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
-    pub globals: Globals,
-}
-
-impl Settings {
-    /// Reads the globals.
-    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
-        Ok(Settings {
-            globals: Globals::from_config(config)?,
-        })
-    }
-}
+/// Everything the function reads from its environment: only what every
+/// function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+pub type Settings = Globals;
 
 /// The analytics handler.
 #[derive(Clone)]
@@ -73,7 +58,7 @@ impl Analytics {
     /// A handler on these stores, with the function's settings.
     pub fn new(stores: Stores, settings: &Settings) -> Self {
         Analytics {
-            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+            stores: stores.with_snapshot_every(settings.snapshot_every),
         }
     }
 }

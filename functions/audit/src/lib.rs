@@ -25,9 +25,7 @@ use sha2::{Digest, Sha256};
 use storefront_domain::envelope::write_canonical;
 use storefront_domain::{EventEnvelope, EventType};
 use storefront_runtime::handler::caused_by;
-use storefront_runtime::{
-    Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Stores,
-};
+use storefront_runtime::{EventHandler, Globals, HandlerError, Outcome, Stores};
 use storefront_store::pipeline::{self, Command, Outcome as PipelineOutcome, Plan};
 use storefront_store::{Condition, StateItem, StateStore, StateWrite, StoreError};
 
@@ -102,22 +100,9 @@ pub fn day_of(occurred_at: &str) -> &str {
 
 use storefront_store::keys::{audit_head as head_key, audit_record as record_key};
 
-/// Everything the audit function reads from its environment: only what
-/// every function gets.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Settings {
-    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
-    pub globals: Globals,
-}
-
-impl Settings {
-    /// Reads the globals.
-    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
-        Ok(Settings {
-            globals: Globals::from_config(config)?,
-        })
-    }
-}
+/// Everything the function reads from its environment: only what every
+/// function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+pub type Settings = Globals;
 
 /// The audit handler.
 #[derive(Clone)]
@@ -129,7 +114,7 @@ impl Audit {
     /// A handler on these stores, with the function's settings.
     pub fn new(stores: Stores, settings: &Settings) -> Self {
         Audit {
-            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+            stores: stores.with_snapshot_every(settings.snapshot_every),
         }
     }
 }

@@ -23,9 +23,7 @@ use async_trait::async_trait;
 use storefront_domain::order::{OrderCommand, OrderState};
 use storefront_domain::{Aggregate, DomainError, Event, EventEnvelope, EventType, OrderId};
 use storefront_runtime::handler::{Decision, append_once, decode, load, stream_of};
-use storefront_runtime::{
-    Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Stores,
-};
+use storefront_runtime::{EventHandler, Globals, HandlerError, Outcome, Stores};
 use storefront_store::{Condition, StateItem, StateWrite};
 
 /// The handler's name.
@@ -42,22 +40,9 @@ pub const CONSUMES: &[EventType] = &[
 
 use storefront_store::keys::AWAITING_PAYMENT;
 
-/// Everything the order-workflow function reads from its environment: only what
-/// every function gets.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Settings {
-    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
-    pub globals: Globals,
-}
-
-impl Settings {
-    /// Reads the globals.
-    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
-        Ok(Settings {
-            globals: Globals::from_config(config)?,
-        })
-    }
-}
+/// Everything the function reads from its environment: only what every
+/// function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+pub type Settings = Globals;
 
 /// The saga.
 #[derive(Clone)]
@@ -69,7 +54,7 @@ impl OrderWorkflow {
     /// A saga on these stores, with the function's settings.
     pub fn new(stores: Stores, settings: &Settings) -> Self {
         OrderWorkflow {
-            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+            stores: stores.with_snapshot_every(settings.snapshot_every),
         }
     }
 

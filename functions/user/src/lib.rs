@@ -18,9 +18,7 @@ use async_trait::async_trait;
 use storefront_domain::user::UserState;
 use storefront_domain::{EventEnvelope, EventType};
 use storefront_runtime::handler::{consumed_stream, project};
-use storefront_runtime::{
-    Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Projection, Stores,
-};
+use storefront_runtime::{EventHandler, Globals, HandlerError, Outcome, Projection, Stores};
 use storefront_store::{Condition, StateItem, StateWrite};
 
 /// The handler's name.
@@ -35,22 +33,9 @@ pub const CONSUMES: &[EventType] = &[
 
 use storefront_store::keys::{USER_DIRECTORY as DIRECTORY, user_view as view_key};
 
-/// Everything the user function reads from its environment: only what
-/// every function gets.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Settings {
-    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
-    pub globals: Globals,
-}
-
-impl Settings {
-    /// Reads the globals.
-    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
-        Ok(Settings {
-            globals: Globals::from_config(config)?,
-        })
-    }
-}
+/// Everything the function reads from its environment: only what every
+/// function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+pub type Settings = Globals;
 
 /// The user handler.
 #[derive(Clone)]
@@ -62,7 +47,7 @@ impl Users {
     /// A handler on these stores, with the function's settings.
     pub fn new(stores: Stores, settings: &Settings) -> Self {
         Users {
-            stores: stores.with_snapshot_every(settings.globals.snapshot_every),
+            stores: stores.with_snapshot_every(settings.snapshot_every),
         }
     }
 }

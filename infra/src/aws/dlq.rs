@@ -15,6 +15,7 @@ use storefront_template::Template;
 
 use super::deployment::Deployment;
 use crate::cli::CliError;
+use crate::error::RuntimeError;
 
 /// The names of a handler's queue and DLQ on `stage`, as template.yaml
 /// names them (their `QueueName`s, resolved for the stage).
@@ -49,7 +50,7 @@ async fn url_and_arn(sqs: &Client, name: &str) -> Result<(String, String), CliEr
         .queue_name(name)
         .send()
         .await
-        .map_err(|e| CliError::aws(format!("queue {name} (deployed with this --stage?)"), e))?
+        .map_err(|e| RuntimeError::aws(format!("queue {name} (deployed with this --stage?)"), e))?
         .queue_url
         .ok_or_else(|| CliError::Usage(format!("queue {name} has no URL")))?;
     let attributes = sqs
@@ -59,7 +60,7 @@ async fn url_and_arn(sqs: &Client, name: &str) -> Result<(String, String), CliEr
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .send()
         .await
-        .map_err(|e| CliError::aws(format!("attributes of {name}"), e))?;
+        .map_err(|e| RuntimeError::aws(format!("attributes of {name}"), e))?;
     let arn = attributes
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
@@ -77,7 +78,7 @@ pub async fn depth(sqs: &Client, dlq: &str) -> Result<u64, CliError> {
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .send()
         .await
-        .map_err(|e| CliError::aws(format!("attributes of {dlq}"), e))?;
+        .map_err(|e| RuntimeError::aws(format!("attributes of {dlq}"), e))?;
     Ok(out
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
@@ -127,7 +128,7 @@ pub async fn redrive(sqs: &Client, queue: &str, dlq: &str) -> Result<Redriven, C
             .visibility_timeout(60)
             .send()
             .await
-            .map_err(|e| CliError::aws(format!("receive from {dlq}"), e))?;
+            .map_err(|e| RuntimeError::aws(format!("receive from {dlq}"), e))?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             return Ok(Redriven::Moved(moved));
@@ -139,13 +140,13 @@ pub async fn redrive(sqs: &Client, queue: &str, dlq: &str) -> Result<Redriven, C
                 .message_body(body)
                 .send()
                 .await
-                .map_err(|e| CliError::aws(format!("send to {queue}"), e))?;
+                .map_err(|e| RuntimeError::aws(format!("send to {queue}"), e))?;
             sqs.delete_message()
                 .queue_url(&dlq_url)
                 .receipt_handle(m.receipt_handle().unwrap_or_default())
                 .send()
                 .await
-                .map_err(|e| CliError::aws(format!("delete from {dlq}"), e))?;
+                .map_err(|e| RuntimeError::aws(format!("delete from {dlq}"), e))?;
             moved += 1;
         }
     }

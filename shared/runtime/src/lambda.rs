@@ -10,6 +10,25 @@ use crate::handler::{EventHandler, Stores};
 use crate::sqs::run_batch;
 use crate::{Config, ConfigError};
 
+/// A handler Lambda's whole `main`: JSON logs and EMF metrics, then the SDK
+/// configuration and the DynamoDB stores (`EVENTS_TABLE`, `STATE_TABLE`)
+/// once per cold start; `build` makes the handler from the function's
+/// environment (its typed settings), the stores and the SDK configuration
+/// (for clients of its own); then every invocation runs the batch runner.
+pub async fn serve_sqs<H, F>(build: F) -> Result<(), lambda_runtime::Error>
+where
+    H: EventHandler + 'static,
+    F: FnOnce(&Config, Stores, &crate::aws::SdkConfig) -> Result<H, ConfigError>,
+{
+    let config = Config::from_env();
+    crate::telemetry::init_lambda_logs(&config);
+    let metrics = crate::telemetry::init_metrics(config.function_name())?;
+    let sdk = crate::aws::load_config().await;
+    let stores = dynamo_stores(&config, &sdk)?;
+    let handler = build(&config, stores, &sdk)?;
+    run_sqs_handler(metrics, handler).await
+}
+
 /// Serves an SQS-triggered handler: every invocation runs the batch runner
 /// over its records and reports the failed ones. Metrics are flushed after
 /// each invocation.
