@@ -71,6 +71,17 @@ impl<B: Bus + Send + Sync> StreamFunction for Publisher<B> {
     }
 }
 
+/// Why an invocation failed as a whole (not record by record).
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// It ran past the function's timeout.
+    #[error("timed out after {} s", .0.as_secs())]
+    Timeout(Duration),
+    /// The function answered with an error (Lambda's `errorMessage`).
+    #[error("{0}")]
+    Function(String),
+}
+
 /// How a stream mapping retries a batch.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -104,7 +115,7 @@ pub async fn deliver<F, Fut>(
 ) -> Vec<Vec<EventRecord>>
 where
     F: FnMut(Vec<EventRecord>) -> Fut,
-    Fut: Future<Output = Result<DynamoDbEventResponse, String>>,
+    Fut: Future<Output = Result<DynamoDbEventResponse, InvokeError>>,
 {
     let mut pending: VecDeque<(Vec<EventRecord>, u32)> = VecDeque::from([(records, 0)]);
     let mut given_up = Vec::new();
@@ -275,7 +286,7 @@ impl StreamMapping {
                 event.records = records;
                 tokio::time::timeout(self.timeout, self.target.invoke(event))
                     .await
-                    .map_err(|_| format!("timed out after {} s", self.timeout.as_secs()))
+                    .map_err(|_| InvokeError::Timeout(self.timeout))
             })
             .await;
             for failed in given_up {
@@ -406,7 +417,7 @@ mod tests {
                 }
                 async move {
                     if poisoned {
-                        Err("boom".to_owned())
+                        Err(InvokeError::Function("boom".into()))
                     } else {
                         Ok(DynamoDbEventResponse::default())
                     }
@@ -457,7 +468,7 @@ mod tests {
             &policy(false, Some(2)),
             |_| {
                 *calls.lock().expect("calls") += 1;
-                async { Err("boom".to_owned()) }
+                async { Err(InvokeError::Function("boom".into())) }
             },
         )
         .await;

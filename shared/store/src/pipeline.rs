@@ -266,6 +266,27 @@ mod tests {
         StreamId::parse("product#RACE").expect("stream")
     }
 
+    /// Another writer takes the stream's next version.
+    async fn append_elsewhere(store: &SqliteStore) -> Result<(), StoreError> {
+        let version = store.current_version(&stream()).await?;
+        let events = seal_batch(&stream(), version, &[adjusted(1)], |_| meta());
+        store.append(&stream(), version, events).await
+    }
+
+    /// A plan of one event on the stream at `version`.
+    fn one_event<T>(version: u64, answer: T) -> Plan<T> {
+        Plan {
+            changes: vec![Change {
+                stream: stream(),
+                expected_version: version,
+                events: vec![adjusted(2)],
+                snapshot: None,
+            }],
+            state: vec![],
+            answer,
+        }
+    }
+
     /// A plan decided on a version another writer has since taken is
     /// decided again on a fresh load, and then appended once.
     #[tokio::test]
@@ -285,24 +306,9 @@ mod tests {
             let version = store.current_version(&stream()).await?;
             if n == 0 {
                 // Another writer appends after this attempt's load.
-                store
-                    .append(
-                        &stream(),
-                        version,
-                        seal_batch(&stream(), version, &[adjusted(1)], |_| meta()),
-                    )
-                    .await?;
+                append_elsewhere(&store).await?;
             }
-            Ok(Plan {
-                changes: vec![Change {
-                    stream: stream(),
-                    expected_version: version,
-                    events: vec![adjusted(2)],
-                    snapshot: None,
-                }],
-                state: vec![],
-                answer: version,
-            })
+            Ok(one_event(version, version))
         })
         .await;
         assert_eq!(
@@ -330,23 +336,8 @@ mod tests {
         let outcome: Result<Outcome<()>, StoreError> = execute(&command, || async {
             attempts.fetch_add(1, Ordering::SeqCst);
             let version = store.current_version(&stream()).await?;
-            store
-                .append(
-                    &stream(),
-                    version,
-                    seal_batch(&stream(), version, &[adjusted(1)], |_| meta()),
-                )
-                .await?;
-            Ok(Plan {
-                changes: vec![Change {
-                    stream: stream(),
-                    expected_version: version,
-                    events: vec![adjusted(2)],
-                    snapshot: None,
-                }],
-                state: vec![],
-                answer: (),
-            })
+            append_elsewhere(&store).await?;
+            Ok(one_event(version, ()))
         })
         .await;
         assert_eq!(
@@ -405,7 +396,7 @@ mod tests {
             .expect("record");
         assert_eq!(stored.value, serde_json::json!({"answer": 7}));
         let snapshot = store
-            .get(&format!("snapshot#{}", stream()), "snapshot")
+            .get(&crate::keys::snapshot(&stream()).0, "snapshot")
             .await
             .expect("get");
         assert!(
@@ -417,16 +408,7 @@ mod tests {
         // but the record's condition fails first or the conflict retries into it).
         let again = execute(&command, || async {
             let version = store.current_version(&stream()).await?;
-            Ok::<_, StoreError>(Plan {
-                changes: vec![Change {
-                    stream: stream(),
-                    expected_version: version,
-                    events: vec![adjusted(2)],
-                    snapshot: None,
-                }],
-                state: vec![],
-                answer: 8,
-            })
+            Ok::<_, StoreError>(one_event(version, 8))
         })
         .await
         .expect("again");

@@ -612,8 +612,8 @@ pub async fn snapshot_plus_tail_equals_full_fold<H: Harness>(h: &H) {
     store
         .put(StateWrite {
             item: StateItem {
-                pk: format!("snapshot#{s}"),
-                sk: "snapshot".into(),
+                pk: storefront_store::keys::snapshot(&s).0,
+                sk: storefront_store::keys::snapshot(&s).1.into(),
                 version: 999,
                 value: serde_json::json!({"nonsense": true}),
                 expires_at: None,
