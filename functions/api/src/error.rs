@@ -148,7 +148,7 @@ impl From<DomainError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict { .. } => ApiError::Conflict(
+            StoreError::Conflict { .. } | StoreError::Contention { .. } => ApiError::Conflict(
                 "the resource was changed by other requests at the same time; retry".into(),
             ),
             StoreError::TooManyItems { items, limit } => ApiError::Unprocessable(format!(

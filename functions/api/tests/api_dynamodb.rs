@@ -10,12 +10,21 @@ use storefront_api::{AppState, Settings};
 use storefront_runtime::Globals;
 use storefront_store::dynamodb::{DynamoStore, TableNames, create_tables};
 
-async fn dynamo_app() -> TestApp {
-    let endpoint = std::env::var("STOREFRONT_DYNAMODB_ENDPOINT")
+fn moto() -> String {
+    std::env::var("STOREFRONT_DYNAMODB_ENDPOINT")
         .ok()
         .filter(|e| !e.is_empty())
-        .expect("STOREFRONT_DYNAMODB_ENDPOINT is not set: run `make test`, which starts moto on 127.0.0.1");
-    let sdk = storefront_runtime::aws::local_config(&endpoint);
+        .expect("STOREFRONT_DYNAMODB_ENDPOINT is not set: run `make test`, which starts moto on 127.0.0.1")
+}
+
+async fn dynamo_app() -> TestApp {
+    dynamo_app_at(&moto()).await
+}
+
+/// The API on fresh tables of moto, its client sending to `endpoint` (moto
+/// itself, or a fault proxy in front of it).
+async fn dynamo_app_at(endpoint: &str) -> TestApp {
+    let sdk = storefront_runtime::aws::local_config(endpoint);
     let client = storefront_runtime::aws::dynamodb(&sdk);
     let suffix = uuid::Uuid::now_v7().simple().to_string();
     let tables = TableNames {
@@ -191,4 +200,62 @@ async fn concurrent_checkouts_create_one_order() {
             .map(Vec::len),
         Some(1)
     );
+}
+
+/// A command whose response is lost after DynamoDB committed it (the SDK
+/// sends it again; the retry's condition fails) answers as the first
+/// attempt did and is applied once: 2 mugs stay 2, not 4, whether the
+/// command was a transaction (the cart's creation with its first line) or a
+/// single put. A command that meets another transaction is decided again and
+/// lands once.
+#[tokio::test]
+async fn lost_responses_and_conflicts_apply_a_command_once() {
+    use storefront_faults::Fault;
+    let proxy = storefront_faults::FaultProxy::start(&moto())
+        .await
+        .expect("proxy");
+    let t = dynamo_app_at(proxy.endpoint()).await;
+    t.product("MUG", 1250, 10).await;
+    t.product("CUP", 900, 10).await;
+    let ann = Who::Shopper("ann");
+
+    proxy.inject("TransactWriteItems", Fault::CommitThenDrop);
+    let cart = t
+        .post("/cart/items", ann, json!({"sku": "MUG", "quantity": 2}))
+        .await
+        .expect(200);
+    assert_eq!(proxy.pending(), 0, "the fault was met");
+    assert_eq!(cart.body["lines"][0]["quantity"], 2);
+    assert_eq!(stream_len(&t, "cart#ann").await, 2, "created + added, once");
+
+    proxy.inject("PutItem", Fault::CommitThenDrop);
+    let cart = t
+        .post("/cart/items", ann, json!({"sku": "MUG", "quantity": 2}))
+        .await
+        .expect(200);
+    assert_eq!(proxy.pending(), 0, "the fault was met");
+    assert_eq!(cart.body["lines"][0]["quantity"], 4, "2 + 2, not 2 + 2 + 2");
+    assert_eq!(stream_len(&t, "cart#ann").await, 3);
+
+    proxy.inject("PutItem", Fault::TransactionConflict);
+    t.post("/cart/items", ann, json!({"sku": "CUP", "quantity": 1}))
+        .await
+        .expect(200);
+    assert_eq!(proxy.pending(), 0, "the fault was met");
+    let cart = t.get("/cart", ann).await.expect(200);
+    assert_eq!(cart.body["lines"].as_array().map(Vec::len), Some(2));
+    assert_eq!(stream_len(&t, "cart#ann").await, 4);
+    let versions: Vec<u64> = t
+        .state
+        .events
+        .load(
+            &storefront_domain::StreamId::parse("cart#ann").expect("stream"),
+            0,
+        )
+        .await
+        .expect("load")
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4], "contiguous, nothing doubled");
 }

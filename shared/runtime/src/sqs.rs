@@ -42,7 +42,7 @@ impl From<storefront_store::StoreError> for HandlerError {
     fn from(e: storefront_store::StoreError) -> Self {
         use storefront_store::StoreError::*;
         match e {
-            Conflict { .. } | ConditionFailed { .. } | Backend { .. } => {
+            Conflict { .. } | ConditionFailed { .. } | Contention { .. } | Backend { .. } => {
                 HandlerError::Transient(e.to_string())
             }
             Integrity(_)

@@ -259,6 +259,29 @@ impl DynamoStore {
         }
     }
 
+    /// Whether the events table holds `envelope` itself (its position, with
+    /// its event id): how a write whose condition failed tells an ambiguous
+    /// commit of its own (an earlier attempt of the same call committed, its
+    /// response was lost, and the SDK sent it again) from another writer's.
+    async fn holds(&self, envelope: &EventEnvelope) -> Result<bool, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.tables.events)
+            .key("pk", s(envelope.stream_id.clone()))
+            .key("version", n(envelope.version))
+            .consistent_read(true)
+            .projection_expression("eventId")
+            .send()
+            .await
+            .map_err(|e| backend("GetItem on the events table", e))?;
+        Ok(item
+            .item()
+            .and_then(|i| i.get("eventId"))
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|id| *id == envelope.event_id))
+    }
+
     async fn put_one(&self, envelope: &EventEnvelope, expected: u64) -> Result<(), StoreError> {
         let result = self
             .client
@@ -270,11 +293,18 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Err(self.conflict(&envelope.stream_id, expected).await)
-            }
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                PutItemError::ConditionalCheckFailedException(_) => {
+                    if self.holds(envelope).await? {
+                        return Ok(());
+                    }
+                    Err(self.conflict(&envelope.stream_id, expected).await)
+                }
+                PutItemError::TransactionConflictException(_) => Err(StoreError::Contention {
+                    operation: "PutItem on the events table",
+                }),
+                _ => Err(backend("PutItem on the events table", e.into_err())),
+            },
             Err(e) => Err(backend("PutItem on the events table", e)),
         }
     }
@@ -325,20 +355,43 @@ impl DynamoStore {
                 sk: &w.item.sk,
             });
         }
+        // The first event's id names this decision: DynamoDB runs a
+        // transaction sent again with the same token (the SDK's retry after
+        // a lost response) once, for ten minutes.
+        let first = batch.streams.iter().flat_map(|sa| sa.events.first()).next();
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .set_client_request_token(first.map(|e| e.event_id.clone()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) => match e.err() {
                 TransactWriteItemsError::TransactionCanceledException(c) => {
-                    let failed = c
-                        .cancellation_reasons()
+                    let reasons = c.cancellation_reasons();
+                    let failed = reasons
                         .iter()
                         .position(|r| r.code() == Some("ConditionalCheckFailed"));
+                    // An earlier attempt of this very transaction committed
+                    // (all or nothing: its first event is there), and only
+                    // its response was lost.
+                    if failed.is_some()
+                        && let Some(first) = first
+                        && self.holds(first).await?
+                    {
+                        return Ok(());
+                    }
+                    if failed.is_none()
+                        && reasons
+                            .iter()
+                            .any(|r| r.code() == Some("TransactionConflict"))
+                    {
+                        return Err(StoreError::Contention {
+                            operation: "TransactWriteItems",
+                        });
+                    }
                     match failed.and_then(|i| origins.get(i)) {
                         Some(Origin::Event { stream, expected }) => {
                             Err(self.conflict(stream, *expected).await)
@@ -352,6 +405,11 @@ impl DynamoStore {
                             detail: format!("transaction cancelled: {c}"),
                         }),
                     }
+                }
+                TransactWriteItemsError::TransactionInProgressException(_) => {
+                    Err(StoreError::Contention {
+                        operation: "TransactWriteItems (the same transaction is in progress)",
+                    })
                 }
                 _ => Err(backend("TransactWriteItems", e.into_err())),
             },
@@ -466,14 +524,18 @@ impl StateStore for DynamoStore {
         }
         match req.send().await {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Err(StoreError::ConditionFailed {
-                    pk: write.item.pk,
-                    sk: write.item.sk,
-                })
-            }
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                PutItemError::ConditionalCheckFailedException(_) => {
+                    Err(StoreError::ConditionFailed {
+                        pk: write.item.pk,
+                        sk: write.item.sk,
+                    })
+                }
+                PutItemError::TransactionConflictException(_) => Err(StoreError::Contention {
+                    operation: "PutItem on the state table",
+                }),
+                _ => Err(backend("PutItem on the state table", e.into_err())),
+            },
             Err(e) => Err(backend("PutItem on the state table", e)),
         }
     }

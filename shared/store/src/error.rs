@@ -15,6 +15,15 @@ pub enum StoreError {
         /// The version the stream is at.
         actual: u64,
     },
+    /// Another transaction was writing the same items at the same moment
+    /// (DynamoDB's `TransactionConflict`): nothing was written, and the same
+    /// write may succeed a moment later. A lost race, like
+    /// [`StoreError::Conflict`], not an outage.
+    #[error("another transaction was writing the same items ({operation}); retry")]
+    Contention {
+        /// The call that met the other transaction.
+        operation: &'static str,
+    },
     /// A conditional state write found the item in another state.
     #[error("condition failed on state item {pk} / {sk}")]
     ConditionFailed {
@@ -81,5 +90,16 @@ impl StoreError {
     /// opposed to a decision (conflict, condition) or a defect (integrity).
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Backend { .. })
+    }
+
+    /// Whether this is a lost race (another writer got there first or at the
+    /// same moment): the writer reloads, decides again and retries.
+    pub fn is_lost_race(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Conflict { .. }
+                | StoreError::ConditionFailed { .. }
+                | StoreError::Contention { .. }
+        )
     }
 }

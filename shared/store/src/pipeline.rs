@@ -195,6 +195,13 @@ where
             Err(StoreError::ConditionFailed { pk, .. }) => {
                 tracing::debug!(pk, attempt = n + 1, "a state item changed; deciding again");
             }
+            Err(StoreError::Contention { operation }) => {
+                tracing::debug!(
+                    operation,
+                    attempt = n + 1,
+                    "met another transaction; deciding again"
+                );
+            }
             Err(e) => return Err(e.into()),
         }
     }

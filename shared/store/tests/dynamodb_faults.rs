@@ -1,0 +1,242 @@
+//! The DynamoDB adapter and the command pipeline with faults on the wire:
+//! a proxy between the SDK and moto (`storefront-faults`) loses a response
+//! after the commit, answers `TransactionConflict`, or fails before the
+//! request reaches moto, as AWS does and moto never does. Each test asserts
+//! the state afterwards: no doubled event, versions contiguous, the first
+//! result reported.
+//!
+//! `make test` starts moto and sets `STOREFRONT_DYNAMODB_ENDPOINT`.
+
+mod conformance;
+
+use conformance::{created, seal, stream};
+use storefront_domain::events::ProductStockAdjusted;
+use storefront_domain::{Event, EventMeta};
+use storefront_faults::{Fault, FaultProxy};
+use storefront_store::clock::{new_event_id, now_rfc3339};
+use storefront_store::dynamodb::{DynamoStore, TableNames, create_tables};
+use storefront_store::pipeline::{self, Change, Command, Outcome, Plan};
+use storefront_store::{
+    AppendBatch, Condition, EventStore, StateItem, StateStore, StateWrite, StoreError, StreamAppend,
+};
+
+fn endpoint() -> String {
+    match std::env::var("STOREFRONT_DYNAMODB_ENDPOINT") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "STOREFRONT_DYNAMODB_ENDPOINT is not set: run `make test`, which starts moto on 127.0.0.1"
+        ),
+    }
+}
+
+fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "moto",
+        ))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// Fresh tables on moto, and a store that reaches them through a fault proxy.
+async fn faulty_store() -> (DynamoStore, FaultProxy) {
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let tables = TableNames {
+        events: format!("faults-events-{suffix}"),
+        state: format!("faults-state-{suffix}"),
+    };
+    create_tables(&client(&endpoint()), &tables)
+        .await
+        .expect("create tables on moto");
+    let proxy = FaultProxy::start(&endpoint()).await.expect("proxy");
+    (DynamoStore::new(client(proxy.endpoint()), tables), proxy)
+}
+
+fn adjusted(on_hand: u32) -> Event {
+    Event::ProductStockAdjusted(ProductStockAdjusted {
+        delta: 1,
+        reason: "count".into(),
+        on_hand,
+    })
+}
+
+fn meta() -> EventMeta {
+    EventMeta {
+        event_id: new_event_id(),
+        occurred_at: now_rfc3339(),
+        correlation_id: "faults".into(),
+        causation_id: None,
+        actor: "system:test".into(),
+    }
+}
+
+/// A single-event append whose response is lost after the commit (the SDK
+/// sends it again, and the retry's condition fails) is recognised as this
+/// writer's own commit: success, and the event is stored once.
+#[tokio::test]
+async fn a_put_committed_then_lost_is_recognised() {
+    let (store, proxy) = faulty_store().await;
+    let s = stream("LOST-PUT");
+    let events = seal(&s, 0, &[created("LOST-PUT", 5)]);
+    proxy.inject("PutItem", Fault::CommitThenDrop);
+    store
+        .append(&s, 0, events.clone())
+        .await
+        .expect("recognised as ours");
+    assert_eq!(
+        proxy.applied(),
+        vec![("PutItem".to_owned(), Fault::CommitThenDrop)]
+    );
+    let stored = store.load(&s, 0).await.expect("load");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].event_id, events[0].event_id);
+}
+
+/// The same for a transaction (events on two streams and a state item):
+/// success, every item once.
+#[tokio::test]
+async fn a_transaction_committed_then_lost_is_recognised() {
+    let (store, proxy) = faulty_store().await;
+    let (a, b) = (stream("LOST-TX-A"), stream("LOST-TX-B"));
+    let batch = AppendBatch {
+        streams: vec![
+            StreamAppend {
+                stream: a.clone(),
+                expected_version: 0,
+                events: seal(&a, 0, &[created("LOST-TX-A", 1), adjusted(2)]),
+            },
+            StreamAppend {
+                stream: b.clone(),
+                expected_version: 0,
+                events: seal(&b, 0, &[created("LOST-TX-B", 1)]),
+            },
+        ],
+        state: vec![StateWrite {
+            item: StateItem {
+                pk: "idem#faults#tx".into(),
+                sk: "done".into(),
+                version: 1,
+                value: serde_json::json!({}),
+                expires_at: None,
+            },
+            condition: Condition::NotExists,
+        }],
+    };
+    proxy.inject("TransactWriteItems", Fault::CommitThenDrop);
+    store.append_batch(batch).await.expect("recognised as ours");
+    assert_eq!(proxy.applied().len(), 1, "the fault was met");
+    assert_eq!(store.load(&a, 0).await.expect("a").len(), 2);
+    assert_eq!(store.load(&b, 0).await.expect("b").len(), 1);
+}
+
+/// `TransactionConflict` (a transaction, or a put that meets one) is a
+/// typed lost race, not a backend outage.
+#[tokio::test]
+async fn transaction_conflict_is_a_typed_lost_race() {
+    let (store, proxy) = faulty_store().await;
+    let s = stream("CONTENDED");
+    proxy.inject("TransactWriteItems", Fault::TransactionConflict);
+    let two = seal(&s, 0, &[created("CONTENDED", 1), adjusted(2)]);
+    let err = store.append(&s, 0, two).await.expect_err("cancelled");
+    assert!(matches!(err, StoreError::Contention { .. }), "{err}");
+    assert!(err.is_lost_race() && !err.is_transient());
+
+    proxy.inject("PutItem", Fault::TransactionConflict);
+    let one = seal(&s, 0, &[created("CONTENDED", 1)]);
+    let err = store.append(&s, 0, one).await.expect_err("conflict");
+    assert!(matches!(err, StoreError::Contention { .. }), "{err}");
+
+    proxy.inject("PutItem", Fault::TransactionConflict);
+    let err = store
+        .put(StateWrite {
+            item: StateItem {
+                pk: "view#contended".into(),
+                sk: "v".into(),
+                version: 1,
+                value: serde_json::json!({}),
+                expires_at: None,
+            },
+            condition: Condition::NotExists,
+        })
+        .await
+        .expect_err("conflict");
+    assert!(matches!(err, StoreError::Contention { .. }), "{err}");
+    assert_eq!(proxy.applied().len(), 3);
+    assert!(
+        store.load(&s, 0).await.expect("load").is_empty(),
+        "nothing was written"
+    );
+}
+
+/// The pipeline retries a transaction that met another one, and one whose
+/// response was lost is reported committed, not decided again: the stream
+/// ends with exactly the events of one decision.
+#[tokio::test]
+async fn the_pipeline_rides_out_conflicts_and_lost_responses() {
+    let (store, proxy) = faulty_store().await;
+    let s = stream("PIPELINE");
+    store
+        .append(&s, 0, seal(&s, 0, &[created("PIPELINE", 1)]))
+        .await
+        .expect("created");
+    proxy.inject("TransactWriteItems", Fault::TransactionConflict);
+    proxy.inject("TransactWriteItems", Fault::TransactionConflict);
+    proxy.inject("TransactWriteItems", Fault::CommitThenDrop);
+    let decisions = std::sync::atomic::AtomicU32::new(0);
+    let command = Command::<u64> {
+        events: &store,
+        state: &store,
+        meta: &meta,
+        idempotency: None,
+        snapshot_every: 0,
+        seed: "pipeline-faults",
+    };
+    let outcome = pipeline::execute(&command, || async {
+        decisions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let version = store.current_version(&s).await?;
+        Ok::<_, StoreError>(Plan {
+            changes: vec![Change {
+                stream: s.clone(),
+                expected_version: version,
+                events: vec![adjusted(2), adjusted(3)],
+                snapshot: None,
+            }],
+            state: vec![],
+            answer: version,
+        })
+    })
+    .await
+    .expect("outcome");
+    assert_eq!(outcome, Outcome::Committed(1));
+    assert_eq!(
+        decisions.into_inner(),
+        3,
+        "two conflicts, then one decision committed"
+    );
+    assert_eq!(proxy.pending(), 0);
+    let stored = store.load(&s, 0).await.expect("load");
+    assert_eq!(
+        stored.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "one decision's events, once"
+    );
+}
+
+/// A 500 or a throttle before the request reaches DynamoDB is retried by
+/// the SDK; the write lands once.
+#[tokio::test]
+async fn errors_before_dynamodb_are_retried_by_the_sdk() {
+    let (store, proxy) = faulty_store().await;
+    let s = stream("FLAKY");
+    proxy.inject("PutItem", Fault::InternalError);
+    proxy.inject("PutItem", Fault::Throttle);
+    store
+        .append(&s, 0, seal(&s, 0, &[created("FLAKY", 1)]))
+        .await
+        .expect("retried to success");
+    assert_eq!(proxy.applied().len(), 2);
+    assert_eq!(store.load(&s, 0).await.expect("load").len(), 1);
+}
