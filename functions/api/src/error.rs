@@ -46,6 +46,10 @@ pub enum ApiError {
     /// 409: the resource exists, or writers kept racing past the retry budget.
     #[error("{0}")]
     Conflict(String),
+    /// 409 with `Retry-After: 1`: a request with the same Idempotency-Key is
+    /// still running; its answer will be replayed once it exists.
+    #[error("{0}")]
+    InProgress(String),
     /// 413: the body is over the limit.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -72,7 +76,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::InProgress(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -89,6 +93,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::InProgress(_) => "in-progress",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Unprocessable(_) => "business-rule",
@@ -130,7 +135,13 @@ impl IntoResponse for ApiError {
                 tracing::info!(status = other.status().as_u16(), detail = %other, "request refused")
             }
         }
-        problem_response(&self.problem())
+        let mut response = problem_response(&self.problem());
+        if matches!(self, ApiError::InProgress(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

@@ -259,3 +259,10 @@ async fn lost_responses_and_conflicts_apply_a_command_once() {
         .collect();
     assert_eq!(versions, [1, 2, 3, 4], "contiguous, nothing doubled");
 }
+
+/// Concurrent requests with one Idempotency-Key on add-item, checkout and
+/// payment run once each, on DynamoDB (see `common::same_key_requests_run_once`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_key_requests_run_once_on_dynamodb() {
+    common::same_key_requests_run_once(std::sync::Arc::new(dynamo_app().await)).await;
+}

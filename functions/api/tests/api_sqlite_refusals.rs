@@ -472,3 +472,59 @@ async fn conflicting_commands_are_retried() {
         .collect();
     assert_eq!(versions, (1..=13).collect::<Vec<u64>>());
 }
+
+/// Concurrent requests with one Idempotency-Key on add-item, checkout and
+/// payment run once each, on SQLite (see `common::same_key_requests_run_once`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_key_requests_run_once_on_sqlite() {
+    let (t, _store) = TestApp::sqlite();
+    common::same_key_requests_run_once(std::sync::Arc::new(t)).await;
+}
+
+/// A keyed request that ran and ended in a business refusal (422) is stored
+/// and replayed like a success; a malformed one (400) is not stored, so its
+/// key is free for the corrected request.
+#[tokio::test]
+async fn refusals_are_replayed_malformed_requests_are_not_stored() {
+    let (t, _store) = TestApp::sqlite();
+    t.product("MUG", 1250, 10).await;
+    let refused = t
+        .call_with_key("POST", "/cart/checkout", ALICE, None, "empty-cart")
+        .await
+        .expect(422);
+    assert!(!refused.replayed);
+    t.post("/cart/items", ALICE, json!({"sku": "MUG", "quantity": 1}))
+        .await
+        .expect(200);
+    let again = t
+        .call_with_key("POST", "/cart/checkout", ALICE, None, "empty-cart")
+        .await
+        .expect(422);
+    assert!(
+        again.replayed,
+        "the first answer, though the cart has a line now"
+    );
+    assert_eq!(again.body, refused.body);
+
+    t.call_with_key(
+        "POST",
+        "/cart/items",
+        ALICE,
+        Some(json!({"sku": "MUG", "quantity": "two"})),
+        "fix-me",
+    )
+    .await
+    .expect(400);
+    let fixed = t
+        .call_with_key(
+            "POST",
+            "/cart/items",
+            ALICE,
+            Some(json!({"sku": "MUG", "quantity": 2})),
+            "fix-me",
+        )
+        .await
+        .expect(200);
+    assert!(!fixed.replayed);
+    assert_eq!(fixed.body["lines"][0]["quantity"], 3);
+}

@@ -27,6 +27,7 @@ pub struct Reply {
     pub content_type: String,
     pub body: Value,
     pub replayed: bool,
+    pub retry_after: Option<String>,
 }
 
 impl Reply {
@@ -97,6 +98,11 @@ impl TestApp {
             .unwrap_or("")
             .to_owned();
         let replayed = response.headers().contains_key("idempotent-replayed");
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response
             .into_body()
             .collect()
@@ -114,6 +120,7 @@ impl TestApp {
             content_type,
             body,
             replayed,
+            retry_after,
         }
     }
 
@@ -180,6 +187,49 @@ impl TestApp {
     }
 
     /// Creates a product as the admin.
+    /// Sends the same keyed request `n` times at once; asserts that exactly
+    /// one ran: every answer is that one's (status and body) or a 409 with
+    /// `Retry-After` while it was running, never a second decision's; then a
+    /// retry with the key replays it. Returns the answer.
+    pub async fn same_key_at_once(
+        self: &std::sync::Arc<Self>,
+        path: &'static str,
+        who: Who<'static>,
+        body: Value,
+        key: &'static str,
+        n: usize,
+    ) -> Reply {
+        let mut tasks = Vec::new();
+        for _ in 0..n {
+            let (t, body) = (self.clone(), body.clone());
+            tasks.push(tokio::spawn(async move {
+                t.call_with_key("POST", path, who, Some(body), key).await
+            }));
+        }
+        let mut answers = Vec::new();
+        for task in tasks {
+            let reply = task.await.expect("task");
+            if reply.status == StatusCode::CONFLICT {
+                assert_eq!(
+                    reply.body["type"], "urn:storefront:problem:in-progress",
+                    "{reply:?}"
+                );
+                assert_eq!(reply.retry_after.as_deref(), Some("1"), "{reply:?}");
+            } else {
+                answers.push((reply.status, reply.body));
+            }
+        }
+        assert!(!answers.is_empty(), "one of them ran");
+        assert!(
+            answers.windows(2).all(|w| w[0] == w[1]),
+            "every answer is the first one: {answers:?}"
+        );
+        let again = self.call_with_key("POST", path, who, Some(body), key).await;
+        assert!(again.replayed, "{again:?}");
+        assert_eq!((again.status, &again.body), (answers[0].0, &answers[0].1));
+        again
+    }
+
     pub async fn product(&self, sku: &str, price_cents: i64, stock: i64) {
         self.post(
             "/products",
@@ -216,4 +266,66 @@ impl TestApp {
             .await
             .expect("append");
     }
+}
+
+/// Concurrent requests sharing an Idempotency-Key on add-item, checkout and
+/// payment each run once: one effect, one answer for all, never a 422 from a
+/// second decision (the cart already checked out, the order already paid).
+pub async fn same_key_requests_run_once(t: std::sync::Arc<TestApp>) {
+    let ann = Who::Shopper("ann");
+    t.product("MUG", 1250, 10).await;
+    let added = t
+        .same_key_at_once(
+            "/cart/items",
+            ann,
+            serde_json::json!({"sku": "MUG", "quantity": 2}),
+            "add-1",
+            6,
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{added:?}");
+    assert_eq!(t.get("/cart", ann).await.body["lines"][0]["quantity"], 2);
+
+    let checkout = t
+        .same_key_at_once(
+            "/cart/checkout",
+            ann,
+            serde_json::json!({}),
+            "checkout-1",
+            6,
+        )
+        .await;
+    assert_eq!(checkout.status, StatusCode::CREATED, "{checkout:?}");
+    let order_id = checkout.body["orderId"]
+        .as_str()
+        .expect("order id")
+        .to_owned();
+    let orders = t.get("/orders", ann).await;
+    assert_eq!(orders.body.as_array().map(Vec::len), Some(1), "one order");
+    t.confirm(&order_id).await;
+
+    let payment: &'static str = Box::leak(format!("/orders/{order_id}/payment").into_boxed_str());
+    let paid = t
+        .same_key_at_once(
+            payment,
+            ann,
+            serde_json::json!({"amountCents": 2500}),
+            "pay-1",
+            6,
+        )
+        .await;
+    assert_eq!(paid.status, StatusCode::OK, "{paid:?}");
+    let order = t.get(&format!("/orders/{order_id}"), ann).await;
+    assert_eq!(order.body["status"], "paid");
+    let stream = storefront_domain::StreamId::parse(&format!("order#{order_id}")).expect("stream");
+    let paid_events = t
+        .state
+        .events
+        .load(&stream, 0)
+        .await
+        .expect("load")
+        .iter()
+        .filter(|e| e.event_type == "order.paid")
+        .count();
+    assert_eq!(paid_events, 1, "paid once");
 }
