@@ -173,3 +173,56 @@ async fn crash_safety_under_sigkill() {
         log.len()
     );
 }
+
+/// A publish that keeps failing until the stream mapping gives up (the local
+/// bus's fault switch) leaves a description on PublisherDLQ and no effect;
+/// `storefront republish` then puts the event through to every consumer,
+/// once (one welcome email, one profile), and a repeat finds nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_given_up_on_is_republished() {
+    let dir = data();
+    let rt = Runtime::start(dir.path());
+    let c = rt.client();
+    let zoe = rt.token("zoe", false);
+    c.ok("PUT", "/_local/faults/publisher", None, None).await;
+    c.ok(
+        "POST",
+        "/users",
+        Some(&zoe),
+        Some(json!({"email": "zoe@example.com", "name": "Zoe"})),
+    )
+    .await;
+    let queues =
+        storefront::local::queues::Queues::open(&rt.data.join("queues.db")).expect("queues");
+    common::eventually(60, "a description on PublisherDLQ", || async {
+        (queues.depth("PublisherDLQ").ok()? == 1).then_some(())
+    })
+    .await;
+    c.ok("DELETE", "/_local/faults/publisher", None, None).await;
+    quiet(&c).await;
+    let outbox = || async {
+        rt.stores()
+            .state
+            .query(storefront_store::keys::OUTBOX)
+            .await
+            .expect("outbox")
+            .len()
+    };
+    assert_eq!(outbox().await, 0, "nothing was delivered");
+    let (status, _) = c.send("GET", "/users/me", Some(&zoe), None).await;
+    assert_eq!(status, 200, "the API reads the aggregate, not the view");
+
+    let (ok, out) = rt.cli(&["republish"]);
+    assert!(ok && out.contains("1 events republished"), "{out}");
+    quiet(&c).await;
+    assert_eq!(queues.depth("PublisherDLQ").expect("depth"), 0);
+    assert_eq!(outbox().await, 1, "one welcome email");
+    let (pk, sk) = storefront_store::keys::user_view("zoe");
+    let profile = rt.stores().state.get(&pk, sk).await.expect("get");
+    assert!(profile.is_some(), "the user handler built the profile view");
+
+    let (ok, out) = rt.cli(&["republish"]);
+    assert!(ok && out.contains("0 events republished"), "{out}");
+    quiet(&c).await;
+    assert_eq!(outbox().await, 1, "still one");
+}

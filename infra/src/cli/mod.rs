@@ -4,12 +4,14 @@
 //! This module parses the command line and dispatches; each command lives
 //! in its own file: [`dev`] (start a runtime), [`log`] (`events`,
 //! `verify`), [`dlq`] (`dlq list|redrive`, embedded or `--aws`),
-//! [`replay`] (rebuild a projection's views).
+//! [`replay`] (rebuild a projection's views), [`republish`] (publish again
+//! what PublisherDLQ describes).
 
 mod dev;
 mod dlq;
 mod log;
 mod replay;
+mod republish;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -91,6 +93,10 @@ pub enum Command {
     },
     /// Check every stored event's checksum and the audit chain.
     Verify,
+    /// Publish again the events the publisher gave up on (those PublisherDLQ
+    /// describes), then delete their descriptions; safe to repeat, as every
+    /// consumer deduplicates by event id.
+    Republish,
     /// Drive a running local runtime with N shoppers doing the journey, then print latencies (BENCHMARKS.md).
     Load(crate::tools::load::LoadArgs),
     /// Measurements (BENCHMARKS.md).
@@ -333,6 +339,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         },
         Some(Command::Replay { handler }) => replay::replay(&cli, handler).await,
         Some(Command::Verify) => log::verify(&cli).await,
+        Some(Command::Republish) => republish::republish(&cli).await,
         Some(Command::Load(args)) => load(&cli, args).await,
         Some(Command::Bench {
             what: BenchCommand::Coldstart(args),

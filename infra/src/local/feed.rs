@@ -13,18 +13,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_lambda_events::event::dynamodb::EventRecord;
 use storefront_publisher::image::insert_record;
 use storefront_publisher::{Bus, BusError, Entry, EntryResult};
-use storefront_store::EventLog;
 use storefront_store::dynamodb::event_to_item;
 use storefront_store::sqlite::SqliteStore;
-use storefront_template::PatternRouter;
+use storefront_store::{EventLog, LoggedEvent};
 use storefront_template::router::eventbridge_event;
+use storefront_template::{PatternRouter, Template};
 
 use super::queue_source::blocking;
 use super::queues::{QueueError, Queues};
 use crate::service::ServiceError;
 use crate::service::control::EventCounts;
+use crate::service::function::Faults;
 use crate::service::stream_mapping::{ShardBatch, StreamReader};
 
 /// The queue file's cursor that says how far the log has been published.
@@ -37,29 +39,79 @@ type RoutedMessage = (String, String, String);
 /// fills them and the reader that enqueues them on commit.
 type Routed = Arc<Mutex<Vec<RoutedMessage>>>;
 
+/// The fault-switch name that makes the local bus refuse every entry (the
+/// drill of a publish that fails until the stream mapping gives up).
+pub const PUBLISHER_FAULT: &str = "publisher";
+
 /// The local bus: routes each entry through the template's rules and
 /// collects the messages for their target queues.
 pub struct LocalBus {
     rules: PatternRouter,
     targets: HashMap<String, Vec<String>>,
     routed: Routed,
+    faults: Faults,
 }
 
 impl LocalBus {
-    /// A bus with the template's `rules`; `targets` gives each rule's queues.
-    pub fn new(rules: PatternRouter, targets: HashMap<String, Vec<String>>) -> LocalBus {
+    /// A bus with the template's `rules`; `targets` gives each rule's
+    /// queues; with [`PUBLISHER_FAULT`] in `faults` it refuses every entry.
+    pub fn new(
+        rules: PatternRouter,
+        targets: HashMap<String, Vec<String>>,
+        faults: Faults,
+    ) -> LocalBus {
         LocalBus {
             rules,
             targets,
             routed: Routed::default(),
+            faults,
         }
     }
+
+    /// The bus of `template`'s rules.
+    pub fn of(template: &Template, rules: PatternRouter, faults: Faults) -> LocalBus {
+        let targets = template
+            .rules
+            .values()
+            .map(|r| (r.logical_id.clone(), r.targets.clone()))
+            .collect();
+        LocalBus::new(rules, targets, faults)
+    }
+
+    /// The messages routed since the last call: (queue, message id, body).
+    pub fn take_routed(&self) -> Vec<(String, String, String)> {
+        std::mem::take(&mut *self.routed.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn faulty(&self) -> bool {
+        self.faults
+            .lock()
+            .map(|f| f.contains(PUBLISHER_FAULT))
+            .unwrap_or(false)
+    }
+}
+
+/// The stream record DynamoDB would write for a logged event.
+pub fn log_record(logged: &LoggedEvent) -> EventRecord {
+    insert_record(
+        format!("{:020}", logged.position),
+        &event_to_item(&logged.envelope),
+    )
 }
 
 #[async_trait]
 impl Bus for LocalBus {
     async fn put_events(&self, entries: &[Entry]) -> Result<Vec<EntryResult>, BusError> {
         let mut results = Vec::with_capacity(entries.len());
+        if self.faulty() {
+            return Ok(entries
+                .iter()
+                .map(|_| EntryResult::Failed {
+                    code: "InternalFailure".into(),
+                    message: "fault injected by the local runtime's test switch".into(),
+                })
+                .collect());
+        }
         for entry in entries {
             let detail: serde_json::Value = match serde_json::from_str(&entry.detail) {
                 Ok(d) => d,
@@ -169,10 +221,7 @@ impl StreamReader for LogReader {
         Ok(vec![ShardBatch {
             shard: SHARD.to_owned(),
             last: last.position.to_string(),
-            records: page
-                .iter()
-                .map(|l| insert_record(format!("{:020}", l.position), &event_to_item(&l.envelope)))
-                .collect(),
+            records: page.iter().map(log_record).collect(),
         }])
     }
 

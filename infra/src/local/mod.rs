@@ -14,7 +14,6 @@ pub mod feed;
 pub mod queue_source;
 pub mod queues;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,7 +29,7 @@ use storefront_template::{EnvValue, PatternRouter, Template};
 use crate::auth::DevKeys;
 use crate::error::RuntimeError;
 use crate::service::Service;
-use crate::service::function::HandlerFunction;
+use crate::service::function::{Faults, HandlerFunction};
 use crate::service::registry::{Dependencies, Notify, Wiring, wire};
 use crate::service::stream_mapping::StreamMapping;
 use crate::service::worker::Worker;
@@ -131,12 +130,8 @@ impl LocalRuntime {
             },
         )?);
 
-        let targets: HashMap<String, Vec<String>> = template
-            .rules
-            .values()
-            .map(|r| (r.logical_id.clone(), r.targets.clone()))
-            .collect();
-        let bus = LocalBus::new(rules.clone(), targets);
+        let faults: Faults = Arc::default();
+        let bus = LocalBus::of(&template, rules.clone(), faults.clone());
         let reader = LogReader::new(
             store.clone(),
             queues.clone(),
@@ -151,7 +146,6 @@ impl LocalRuntime {
             Arc::new(reader),
             Arc::new(Publisher::new(bus)),
         )?;
-        let faults = Arc::default();
         let workers = wiring
             .handlers
             .iter()

@@ -269,6 +269,33 @@ impl Queues {
         })
     }
 
+    /// Puts messages (queue, message id, body) on their queues, visible now;
+    /// a message id already there is left as it is.
+    pub fn enqueue(&self, messages: &[(String, String, String)]) -> Result<(), QueueError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let now = now_ms();
+            for (queue, id, body) in messages {
+                tx.prepare_cached("INSERT OR IGNORE INTO messages (queue, message_id, body, visible_at, sent_at) VALUES (?1, ?2, ?3, ?4, ?4)")?.execute(
+                    params![queue, id, body, now],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })?;
+        self.wake(messages.iter().map(|(q, ..)| q.as_str()));
+        Ok(())
+    }
+
+    /// Deletes one message of `queue` by its message id.
+    pub fn delete_message(&self, queue: &str, message_id: &str) -> Result<(), QueueError> {
+        self.with(|c| {
+            c.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND message_id = ?2")?
+                .execute(params![queue, message_id])?;
+            Ok(())
+        })
+    }
+
     /// Every message in a queue: (message id, body, receive count).
     pub fn list(&self, queue: &str) -> Result<Vec<(String, String, u32)>, QueueError> {
         self.with(|c| {
