@@ -144,3 +144,88 @@ async fn unpublishable_record_goes_to_the_publisher_dlq_and_the_stream_moves_on(
     assert_eq!(counts["undecodable"], 1, "{counts}");
     assert_eq!(counts["published"], counts["lastPosition"], "{counts}");
 }
+
+/// A publish that EventBridge keeps refusing (a fault proxy between the
+/// runtime and moto rejects every PutEvents) ends on PublisherDLQ once the
+/// stream mapping gives up, and nothing is delivered; `storefront republish
+/// --aws` reads the records back from the table's stream and puts them on the
+/// bus: the welcome email is sent once, and a repeat finds nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_given_up_on_is_republished_on_aws() {
+    use storefront_faults::{Fault, FaultProxy};
+    let _one_at_a_time = aws_slot().await;
+    let dir = data();
+    let stack = deploy("r");
+    let proxy = FaultProxy::start(&stack.endpoint).await.expect("proxy");
+    let mut through_proxy = stack.clone();
+    through_proxy.endpoint = proxy.endpoint().to_owned();
+    let rt = Runtime::start_aws(dir.path(), &through_proxy);
+    let c = rt.client();
+    proxy.inject_always("PutEvents", Fault::Reject);
+    let zoe = rt.token("zoe", false);
+    c.ok(
+        "POST",
+        "/users",
+        Some(&zoe),
+        Some(json!({"email": "zoe@example.com", "name": "Zoe"})),
+    )
+    .await;
+    let sdk = storefront_runtime::aws::local_config(&stack.endpoint);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dlq = sqs
+        .get_queue_url()
+        .queue_name(format!("storefront-{}-publisher-dlq", stack.stage))
+        .send()
+        .await
+        .expect("PublisherDLQ")
+        .queue_url
+        .expect("url");
+    let depth = || async {
+        sqs.get_queue_attributes()
+            .queue_url(&dlq)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .ok()?
+            .attributes()?
+            .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)?
+            .parse::<u64>()
+            .ok()
+    };
+    eventually(180, "a description on PublisherDLQ", || async {
+        (depth().await? >= 1).then_some(())
+    })
+    .await;
+    proxy.clear("PutEvents");
+    quiet(&c).await;
+    let welcomes = || async {
+        rt.events()
+            .await
+            .iter()
+            .filter(|e| e.event_type == "notification.sent")
+            .count()
+    };
+    assert_eq!(welcomes().await, 0, "nothing was delivered");
+
+    let republish = [
+        "republish",
+        "--aws",
+        "--stack",
+        &stack.name,
+        "--endpoint",
+        &stack.endpoint,
+    ];
+    let (ok, out) = rt.cli(&republish);
+    assert!(ok && out.contains("1 events republished"), "{out}");
+    eventually(120, "the welcome email", || async {
+        (welcomes().await == 1).then_some(())
+    })
+    .await;
+    quiet(&c).await;
+    assert_eq!(depth().await, Some(0));
+
+    let (ok, out) = rt.cli(&republish);
+    assert!(ok && out.contains("0 events republished"), "{out}");
+    quiet(&c).await;
+    assert_eq!(welcomes().await, 1, "still one");
+}

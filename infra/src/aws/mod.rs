@@ -80,6 +80,8 @@ pub struct AwsRuntime {
     pub wiring: Arc<Wiring>,
     /// The Lambda service: workers, stream mapping, schedule.
     pub service: Arc<Service>,
+    /// The URL of the publisher's on-failure destination (PublisherDLQ).
+    pub publisher_dlq: Option<String>,
     /// The dev signing key.
     pub keys: DevKeys,
     /// The options.
@@ -180,7 +182,7 @@ impl AwsRuntime {
             store.clone(),
             stream_arn,
             deployment.region.clone(),
-            on_failure,
+            on_failure.clone(),
             checkpoint,
         )?;
         let target = Publisher::new(EventBridgeBus::new(
@@ -212,6 +214,7 @@ impl AwsRuntime {
             store,
             wiring,
             service,
+            publisher_dlq: on_failure,
             keys,
             options,
         })

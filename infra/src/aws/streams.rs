@@ -198,7 +198,7 @@ impl StreamsReader {
 }
 
 /// A DynamoDB Streams record as the record Lambda hands the function.
-fn lambda_record(
+pub fn lambda_record(
     record: &aws_sdk_dynamodbstreams::types::Record,
     stream_arn: &str,
     region: &str,

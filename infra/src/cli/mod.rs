@@ -95,8 +95,8 @@ pub enum Command {
     Verify,
     /// Publish again the events the publisher gave up on (those PublisherDLQ
     /// describes), then delete their descriptions; safe to repeat, as every
-    /// consumer deduplicates by event id.
-    Republish,
+    /// consumer deduplicates by event id. With --aws, on a deployed stack.
+    Republish(RepublishArgs),
     /// Drive a running local runtime with N shoppers doing the journey, then print latencies (BENCHMARKS.md).
     Load(crate::tools::load::LoadArgs),
     /// Measurements (BENCHMARKS.md).
@@ -150,6 +150,35 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line, as in CloudWatch.
     Json,
+}
+
+/// `republish` options: the embedded runtime's data folder, or a deployed stack.
+#[derive(Debug, Clone, Args)]
+pub struct RepublishArgs {
+    /// Republish on a deployed stack (its PublisherDLQ, stream and bus).
+    #[arg(long)]
+    pub aws: bool,
+    /// With --aws: the CloudFormation stack to read the names from.
+    #[arg(long, env = "STOREFRONT_STACK")]
+    pub stack: Option<String>,
+    /// With --aws and no --stack: the deployed stage.
+    #[arg(long, env = "STOREFRONT_STAGE", default_value = "dev")]
+    pub stage: String,
+    /// With --aws: send every AWS call to this endpoint (moto on loopback).
+    #[arg(long, requires = "aws")]
+    pub endpoint: Option<String>,
+}
+
+impl RepublishArgs {
+    fn dev_args(&self) -> DevArgs {
+        DevArgs {
+            aws: self.aws,
+            stack: self.stack.clone(),
+            stage: self.stage.clone(),
+            endpoint: self.endpoint.clone(),
+            ..DevArgs::default()
+        }
+    }
 }
 
 /// `dev` options.
@@ -339,7 +368,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         },
         Some(Command::Replay { handler }) => replay::replay(&cli, handler).await,
         Some(Command::Verify) => log::verify(&cli).await,
-        Some(Command::Republish) => republish::republish(&cli).await,
+        Some(Command::Republish(args)) => republish::republish(&cli, &args.dev_args()).await,
         Some(Command::Load(args)) => load(&cli, args).await,
         Some(Command::Bench {
             what: BenchCommand::Coldstart(args),

@@ -40,6 +40,9 @@ pub enum Fault {
     InternalError,
     /// Answer `400 ThrottlingException` without forwarding.
     Throttle,
+    /// Answer `400 ValidationException` without forwarding: an error the
+    /// SDK does not retry.
+    Reject,
     /// Wait this long, then forward.
     Delay(Duration),
 }
@@ -48,6 +51,8 @@ pub enum Fault {
 struct Plan {
     /// (operation, fault), applied in order to the next matching requests.
     pending: VecDeque<(String, Fault)>,
+    /// (operation, fault) applied to every matching request until cleared.
+    always: Vec<(String, Fault)>,
     /// What was applied: (operation, fault).
     applied: Vec<(String, Fault)>,
 }
@@ -111,6 +116,16 @@ impl FaultProxy {
     /// injected before it for the same operation).
     pub fn inject(&self, operation: &str, fault: Fault) {
         self.lock().pending.push_back((operation.to_owned(), fault));
+    }
+
+    /// Applies `fault` to every request of `operation` until [`FaultProxy::clear`].
+    pub fn inject_always(&self, operation: &str, fault: Fault) {
+        self.lock().always.push((operation.to_owned(), fault));
+    }
+
+    /// Stops the faults [`FaultProxy::inject_always`] set for `operation`.
+    pub fn clear(&self, operation: &str) {
+        self.lock().always.retain(|(op, _)| op != operation);
     }
 
     /// The faults applied so far, in order.
@@ -287,7 +302,15 @@ async fn serve(
         let fault = {
             let mut plan = plan.lock().unwrap_or_else(|p| p.into_inner());
             let at = plan.pending.iter().position(|(op, _)| *op == operation);
-            let fault = at.and_then(|i| plan.pending.remove(i)).map(|(_, f)| f);
+            let fault = at
+                .and_then(|i| plan.pending.remove(i))
+                .map(|(_, f)| f)
+                .or_else(|| {
+                    plan.always
+                        .iter()
+                        .find(|(op, _)| *op == operation)
+                        .map(|(_, f)| *f)
+                });
             if let Some(f) = fault {
                 plan.applied.push((operation.clone(), f));
             }
@@ -311,6 +334,10 @@ async fn serve(
             Some(Fault::InternalError) => {
                 let body = aws_error("InternalServerError", serde_json::json!({}));
                 write_response(&mut stream, 500, &json_headers(), &body).await?;
+            }
+            Some(Fault::Reject) => {
+                let body = aws_error("ValidationException", serde_json::json!({}));
+                write_response(&mut stream, 400, &json_headers(), &body).await?;
             }
             Some(Fault::Throttle) => {
                 let body = aws_error("ThrottlingException", serde_json::json!({}));
