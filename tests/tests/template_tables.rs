@@ -147,3 +147,35 @@ async fn create_tables_matches_the_template() {
         Some(true)
     );
 }
+
+/// The notification handler's claims and completion records outlive every
+/// redelivery of its queue (visibility timeout × maxReceiveCount) and every
+/// message its DLQ keeps, so neither a redelivery nor a redrive finds the
+/// key forgotten and sends again.
+#[test]
+fn notification_records_outlive_redeliveries_and_the_dlq() {
+    let t = template();
+    let number = |v: &Value| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .expect("a number")
+    };
+    let queue = resource(&t, "NotificationQueue");
+    let redeliveries =
+        number(&queue["VisibilityTimeout"]) * number(&queue["RedrivePolicy"]["maxReceiveCount"]);
+    let retention = number(&resource(&t, "NotificationDLQ")["MessageRetentionPeriod"]);
+    let ttl = u64::try_from(storefront_notification::RECORD_TTL_SECONDS).expect("positive");
+    assert!(
+        ttl > redeliveries,
+        "{ttl} s ≤ {redeliveries} s of redeliveries"
+    );
+    assert!(
+        ttl > retention,
+        "{ttl} s ≤ the DLQ's {retention} s retention"
+    );
+    assert!(
+        u64::try_from(storefront_notification::SEND_WINDOW_SECONDS).expect("positive")
+            > number(&t["Globals"]["Function"]["Timeout"]),
+        "a claim younger than the function's timeout may still be sending"
+    );
+}

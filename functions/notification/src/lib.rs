@@ -7,15 +7,22 @@
 //! recorded as `notification.sent` or `notification.failed` on the stream
 //! `notification#{eventId}`.
 //!
-//! A redelivered event never sends twice. Sending is an outside side effect,
-//! so it cannot ride in a transaction; instead, the Powertools layout: an
-//! in-progress record (`idem#notification#{eventId}`, expiring after
-//! [`IN_PROGRESS_SECONDS`]) is put with a not-exists condition before
-//! sending, and replaced by a complete record in the same append as the
-//! `notification.sent` event. A second delivery finds the record and stops;
-//! a crash between sending and recording leaves an in-progress record that
-//! expires, and the retry sends again with the same provider idempotency key
-//! (the eventId), which the provider uses to drop the repeat.
+//! One email per event, as far as the provider allows. Sending is an outside
+//! side effect, so it cannot ride in a transaction; instead, the Powertools
+//! layout: a claim (`idem#notification#{eventId}`, in progress since a
+//! time) is put with a not-exists condition before sending, and replaced by
+//! a complete record in the same append as the `notification.sent` event.
+//! Both live [`RECORD_TTL_SECONDS`], past every redelivery and past the DLQ's
+//! 14-day retention, so no delivery or redrive finds the key forgotten.
+//!
+//! A send whose outcome is unknown is never resent blindly: when the request
+//! may have reached SES but no answer came (a timeout, a cut connection), or
+//! when a later delivery finds a claim older than [`SEND_WINDOW_SECONDS`]
+//! (the sender died mid-send), the key is marked unknown, counted
+//! (`NotificationsUnknown`, alarmed in template.yaml) and listed in
+//! [`storefront_store::keys::UNKNOWN_SENDS`] for an operator
+//! (`storefront notifications unknown`). Only a send that surely did not
+//! leave (throttled, refused before sending) frees its claim for a retry.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,9 +32,7 @@ use storefront_domain::events::{NotificationFailed, NotificationSent};
 use storefront_domain::order::OrderState;
 use storefront_domain::user::UserState;
 use storefront_domain::{Event, EventEnvelope, EventType, OrderId, StreamId, seal_batch};
-use storefront_runtime::handler::{
-    IDEMPOTENCY_TTL_SECONDS, caused_by, decode, idempotency_key, load, stream_of,
-};
+use storefront_runtime::handler::{caused_by, decode, idempotency_key, load, stream_of};
 use storefront_runtime::{
     Config, ConfigError, EventHandler, Globals, HandlerError, Outcome, Stores,
 };
@@ -51,8 +56,15 @@ pub const CONSUMES: &[EventType] = &[
     EventType::UserRegistered,
 ];
 
-/// How long a send may be in progress before another delivery may try again.
-pub const IN_PROGRESS_SECONDS: i64 = 60;
+/// How long a send may be in progress: past this, a claim still in
+/// progress means its sender died while sending (the function's timeout is
+/// far shorter), and the outcome is unknown.
+pub const SEND_WINDOW_SECONDS: i64 = 120;
+
+/// How long a claim or a completion record is kept: longer than any
+/// redelivery (visibility timeout × maxReceiveCount) and than the DLQ's
+/// 14-day retention, so a redrive never finds the key forgotten.
+pub const RECORD_TTL_SECONDS: i64 = 15 * 24 * 3600;
 
 /// A message to a shopper.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +90,10 @@ pub enum NotifyError {
     /// Will never work (bad address, rejected content).
     #[error("rejected: {0}")]
     Rejected(String),
+    /// The request may have reached the provider but no answer came (a
+    /// timeout, a cut connection): it may or may not have been sent.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
 }
 
 /// Where messages go.
@@ -96,7 +112,7 @@ pub struct OutboxNotifier {
     state: std::sync::Arc<dyn StateStore>,
 }
 
-use storefront_store::keys::OUTBOX;
+use storefront_store::keys::{OUTBOX, UNKNOWN_SENDS};
 
 impl OutboxNotifier {
     /// An outbox in this state store.
@@ -177,22 +193,43 @@ impl Notifier for SesNotifier {
             .value(&message.idempotency_key)
             .build()
             .map_err(|e| NotifyError::Rejected(e.to_string()))?;
+        // No retry by the SDK: a send resent after a lost answer could mail
+        // twice; an unknown outcome is recorded instead (see the crate doc).
         self.client
             .send_email()
             .from_email_address(&self.from)
             .destination(Destination::builder().to_addresses(&message.to).build())
             .content(EmailContent::builder().simple(email).build())
             .email_tags(tag)
+            .customize()
+            .config_override(
+                aws_sdk_sesv2::config::Builder::default()
+                    .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .map(|_| ())
             .map_err(|e| {
+                use aws_sdk_sesv2::error::SdkError;
                 let text = aws_sdk_sesv2::error::DisplayErrorContext(&e).to_string();
-                match e.as_service_error() {
-                    Some(s) if s.is_message_rejected() || s.is_bad_request_exception() => {
+                match &e {
+                    SdkError::ServiceError(s)
+                        if s.err().is_message_rejected() || s.err().is_bad_request_exception() =>
+                    {
                         NotifyError::Rejected(text)
                     }
-                    _ => NotifyError::Transient(text),
+                    // SES answered: whatever it said, it did not send.
+                    SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => {
+                        NotifyError::Transient(text)
+                    }
+                    // No connection could be made, or the request could
+                    // not be built: it never left.
+                    SdkError::DispatchFailure(d) if d.is_io() || d.is_user() => {
+                        NotifyError::Transient(text)
+                    }
+                    // It may have left (a timeout, a connection cut before
+                    // the answer) and no readable answer came back.
+                    _ => NotifyError::Unknown(text),
                 }
             })
     }
@@ -380,6 +417,45 @@ impl Notifications {
         )
     }
 
+    /// Marks the send of `envelope` as of unknown outcome: never resent,
+    /// counted and listed for an operator.
+    async fn mark_unknown(&self, envelope: &EventEnvelope, reason: &str) -> Result<(), StoreError> {
+        let (pk, sk) = idempotency_key(NAME, &envelope.event_id);
+        let value = serde_json::json!({"status": "UNKNOWN", "reason": reason, "eventType": envelope.event_type});
+        let expires_at = Some(now_epoch_seconds() + RECORD_TTL_SECONDS);
+        self.stores
+            .events
+            .append_batch(AppendBatch {
+                streams: vec![],
+                state: vec![
+                    StateWrite {
+                        item: StateItem {
+                            pk,
+                            sk,
+                            version: 2,
+                            value: value.clone(),
+                            expires_at,
+                        },
+                        condition: Condition::Always,
+                    },
+                    StateWrite {
+                        item: StateItem {
+                            pk: UNKNOWN_SENDS.into(),
+                            sk: envelope.event_id.clone(),
+                            version: 1,
+                            value,
+                            expires_at,
+                        },
+                        condition: Condition::Always,
+                    },
+                ],
+            })
+            .await?;
+        metrics::counter!("NotificationsUnknown").increment(1);
+        tracing::error!(event_id = %envelope.event_id, reason, "notification outcome unknown; not resent (storefront notifications unknown)");
+        Ok(())
+    }
+
     async fn record(&self, envelope: &EventEnvelope, event: Event) -> Result<(), StoreError> {
         let stream = StreamId::new("notification", &envelope.event_id)
             .map_err(|e| StoreError::InvalidAppend(e.to_string()))?;
@@ -396,7 +472,7 @@ impl Notifications {
                     sk,
                     version: 2,
                     value: serde_json::json!({"status": "COMPLETE"}),
-                    expires_at: Some(now_epoch_seconds() + IDEMPOTENCY_TTL_SECONDS),
+                    expires_at: Some(now_epoch_seconds() + RECORD_TTL_SECONDS),
                 },
                 condition: Condition::Always,
             }],
@@ -423,12 +499,20 @@ impl EventHandler for Notifications {
         let event = decode(envelope)?;
         let (pk, sk) = idempotency_key(NAME, &envelope.event_id);
         if let Some(existing) = self.stores.state.get(&pk, &sk).await? {
-            return if existing.value["status"] == "COMPLETE" {
-                Ok(Outcome::Duplicate)
-            } else {
-                Err(HandlerError::Transient(
+            return match existing.value["status"].as_str() {
+                Some("COMPLETE") | Some("UNKNOWN") => Ok(Outcome::Duplicate),
+                _ if existing.value["since"]
+                    .as_i64()
+                    .is_some_and(|since| since + SEND_WINDOW_SECONDS < now_epoch_seconds()) =>
+                {
+                    // Its sender died mid-send: it may or may not have gone out.
+                    self.mark_unknown(envelope, "an earlier delivery stopped while sending")
+                        .await?;
+                    Ok(Outcome::Handled)
+                }
+                _ => Err(HandlerError::Transient(
                     "another delivery is sending this message".into(),
-                ))
+                )),
             };
         }
         let Some((to, mut message)) = self.compose(envelope, &event).await? else {
@@ -440,8 +524,8 @@ impl EventHandler for Notifications {
                 pk: pk.clone(),
                 sk: sk.clone(),
                 version: 1,
-                value: serde_json::json!({"status": "INPROGRESS"}),
-                expires_at: Some(now_epoch_seconds() + IN_PROGRESS_SECONDS),
+                value: serde_json::json!({"status": "INPROGRESS", "since": now_epoch_seconds()}),
+                expires_at: Some(now_epoch_seconds() + RECORD_TTL_SECONDS),
             },
             condition: Condition::NotExists,
         };
@@ -478,9 +562,13 @@ impl EventHandler for Notifications {
                 reason,
             }),
             Err(NotifyError::Transient(reason)) => {
-                // Let the next delivery try at once rather than after the claim expires.
+                // It surely did not leave: let the next delivery try at once.
                 self.stores.state.delete(&pk, &sk).await?;
                 return Err(HandlerError::Transient(reason));
+            }
+            Err(NotifyError::Unknown(reason)) => {
+                self.mark_unknown(envelope, &reason).await?;
+                return Ok(Outcome::Handled);
             }
         };
         self.record(envelope, recorded).await?;

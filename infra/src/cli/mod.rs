@@ -5,11 +5,12 @@
 //! in its own file: [`dev`] (start a runtime), [`log`] (`events`,
 //! `verify`), [`dlq`] (`dlq list|redrive`, embedded or `--aws`),
 //! [`replay`] (rebuild a projection's views), [`republish`] (publish again
-//! what PublisherDLQ describes).
+//! what PublisherDLQ describes), [`notifications`] (sends of unknown outcome).
 
 mod dev;
 mod dlq;
 mod log;
+mod notifications;
 mod replay;
 mod republish;
 
@@ -97,6 +98,12 @@ pub enum Command {
     /// describes), then delete their descriptions; safe to repeat, as every
     /// consumer deduplicates by event id. With --aws, on a deployed stack.
     Republish(RepublishArgs),
+    /// Notifications whose send has an unknown outcome (never resent): list them.
+    Notifications {
+        /// `unknown`.
+        #[command(subcommand)]
+        what: NotificationsCommand,
+    },
     /// Drive a running local runtime with N shoppers doing the journey, then print latencies (BENCHMARKS.md).
     Load(crate::tools::load::LoadArgs),
     /// Measurements (BENCHMARKS.md).
@@ -150,6 +157,13 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line, as in CloudWatch.
     Json,
+}
+
+/// `notifications` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// The sends whose answer was lost: check each with the provider.
+    Unknown(RepublishArgs),
 }
 
 /// `republish` options: the embedded runtime's data folder, or a deployed stack.
@@ -369,6 +383,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Replay { handler }) => replay::replay(&cli, handler).await,
         Some(Command::Verify) => log::verify(&cli).await,
         Some(Command::Republish(args)) => republish::republish(&cli, &args.dev_args()).await,
+        Some(Command::Notifications {
+            what: NotificationsCommand::Unknown(args),
+        }) => notifications::unknown_notifications(&cli, &args.dev_args()).await,
         Some(Command::Load(args)) => load(&cli, args).await,
         Some(Command::Bench {
             what: BenchCommand::Coldstart(args),

@@ -12,8 +12,9 @@
 //! retries and the store's error handling meet it as they would on AWS.
 //!
 //! Requests are matched by operation: the part of `X-Amz-Target` after the
-//! dot (`PutItem`, `TransactWriteItems`, `SendMessage` ...). Everything not
-//! faulted is forwarded to the upstream unchanged.
+//! dot (`PutItem`, `TransactWriteItems`, `SendMessage` ...), or for a REST
+//! API the last segment of the path (`outbound-emails` for SES v2's
+//! SendEmail). Everything not faulted is forwarded to the upstream unchanged.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -55,6 +56,8 @@ struct Plan {
     always: Vec<(String, Fault)>,
     /// What was applied: (operation, fault).
     applied: Vec<(String, Fault)>,
+    /// Requests forwarded to the upstream, per operation.
+    forwarded: std::collections::HashMap<String, usize>,
 }
 
 /// A running proxy; it stops when dropped.
@@ -133,6 +136,11 @@ impl FaultProxy {
         self.lock().applied.clone()
     }
 
+    /// How many requests of `operation` reached the upstream.
+    pub fn forwarded(&self, operation: &str) -> usize {
+        self.lock().forwarded.get(operation).copied().unwrap_or(0)
+    }
+
     /// Faults injected and not yet met by a request.
     pub fn pending(&self) -> usize {
         self.lock().pending.len()
@@ -159,10 +167,16 @@ impl Request {
     }
 
     fn operation(&self) -> String {
-        self.header("x-amz-target")
-            .and_then(|t| t.rsplit('.').next())
-            .unwrap_or_default()
-            .to_owned()
+        match self.header("x-amz-target") {
+            Some(target) => target.rsplit('.').next().unwrap_or_default().to_owned(),
+            None => self
+                .path
+                .split('?')
+                .next()
+                .and_then(|p| p.trim_end_matches('/').rsplit('/').next())
+                .unwrap_or_default()
+                .to_owned(),
+        }
     }
 }
 
@@ -347,6 +361,12 @@ async fn serve(
                 if let Some(Fault::Delay(d)) = other {
                     tokio::time::sleep(d).await;
                 }
+                *plan
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .forwarded
+                    .entry(operation.clone())
+                    .or_default() += 1;
                 let (status, headers, body) = match forward(&request, upstream, client).await {
                     Ok(answer) => answer,
                     Err(e) => (502, Vec::new(), e.to_string().into_bytes()),

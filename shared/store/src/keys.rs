@@ -21,6 +21,7 @@
 //! | analytics per order / per cart | `analytics#orders` / `analytics#carts` | order id / user |
 //! | audit chain record / head / days / seen | `audit#{day}` / `audit-head#{day}` / `audit-days` / `audit-seen#{eventId}` | seq / `head` / day / `seen` |
 //! | notification outbox | `outbox` | idempotency key |
+//! | notifications of unknown outcome | `notifications#unknown` | event id |
 
 use storefront_domain::StreamId;
 
@@ -112,3 +113,7 @@ pub fn audit_seen(event_id: &str) -> Key {
 
 /// The notification outbox (sort key: the message's idempotency key).
 pub const OUTBOX: &str = "outbox";
+
+/// Notifications whose send has an unknown outcome (sort key: the event id),
+/// for an operator to check with the provider.
+pub const UNKNOWN_SENDS: &str = "notifications#unknown";
