@@ -33,7 +33,7 @@ pub(super) async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    if args.aws {
+    if args.target.aws {
         let runtime = AwsRuntime::build(aws_options(cli, args)).await?;
         banner(&runtime.describe(bound), &runtime.keys, bound)?;
         runtime.serve(listener, shutdown).await?;

@@ -97,7 +97,7 @@ pub enum Command {
     /// Publish again the events the publisher gave up on (those PublisherDLQ
     /// describes), then delete their descriptions; safe to repeat, as every
     /// consumer deduplicates by event id. With --aws, on a deployed stack.
-    Republish(RepublishArgs),
+    Republish(TargetArgs),
     /// Notifications whose send has an unknown outcome (never resent): list them.
     Notifications {
         /// `unknown`.
@@ -163,33 +163,45 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum NotificationsCommand {
     /// The sends whose answer was lost: check each with the provider.
-    Unknown(RepublishArgs),
+    Unknown(TargetArgs),
 }
 
-/// `republish` options: the embedded runtime's data folder, or a deployed stack.
+/// Which storefront a command works on: the embedded runtime's data folder,
+/// or with `--aws` a deployed stack.
 #[derive(Debug, Clone, Args)]
-pub struct RepublishArgs {
-    /// Republish on a deployed stack (its PublisherDLQ, stream and bus).
+pub struct TargetArgs {
+    /// AWS mode: a deployed stack (its tables, stream, bus, rules and
+    /// queues), instead of the embedded SQLite stand-ins.
     #[arg(long)]
     pub aws: bool,
-    /// With --aws: the CloudFormation stack to read the names from.
+    /// With --aws: the CloudFormation stack to read the names from
+    /// (otherwise EVENTS_TABLE, STATE_TABLE and EVENT_BUS_NAME from the environment).
     #[arg(long, env = "STOREFRONT_STACK")]
     pub stack: Option<String>,
-    /// With --aws and no --stack: the deployed stage.
+    /// With --aws and no --stack: the deployed stage (the queues are named after it).
     #[arg(long, env = "STOREFRONT_STAGE", default_value = "dev")]
     pub stage: String,
-    /// With --aws: send every AWS call to this endpoint (moto on loopback).
+    /// With --aws: send every AWS call to this endpoint (a moto server on
+    /// loopback) with test credentials; otherwise the SDK's own configuration.
     #[arg(long, requires = "aws")]
     pub endpoint: Option<String>,
 }
 
-impl RepublishArgs {
+impl Default for TargetArgs {
+    fn default() -> Self {
+        TargetArgs {
+            aws: false,
+            stack: None,
+            stage: "dev".to_owned(),
+            endpoint: None,
+        }
+    }
+}
+
+impl TargetArgs {
     fn dev_args(&self) -> DevArgs {
         DevArgs {
-            aws: self.aws,
-            stack: self.stack.clone(),
-            stage: self.stage.clone(),
-            endpoint: self.endpoint.clone(),
+            target: self.clone(),
             ..DevArgs::default()
         }
     }
@@ -220,22 +232,9 @@ pub struct DevArgs {
     /// queue's visibility timeout unless this is given].
     #[arg(long)]
     pub retry_base: Option<humantime::Duration>,
-    /// AWS mode: play only the Lambda service against a deployed stack (its
-    /// tables, stream, bus, rules and queues), instead of the embedded SQLite
-    /// stand-ins.
-    #[arg(long)]
-    pub aws: bool,
-    /// With --aws: the CloudFormation stack to read the names from
-    /// (otherwise EVENTS_TABLE, STATE_TABLE and EVENT_BUS_NAME from the environment).
-    #[arg(long, env = "STOREFRONT_STACK")]
-    pub stack: Option<String>,
-    /// With --aws and no --stack: the deployed stage (the queues are named after it).
-    #[arg(long, env = "STOREFRONT_STAGE", default_value = "dev")]
-    pub stage: String,
-    /// With --aws: send every AWS call to this endpoint (a moto server on
-    /// loopback) with test credentials; otherwise the SDK's own configuration.
-    #[arg(long, requires = "aws")]
-    pub endpoint: Option<String>,
+    /// Embedded, or (`--aws`, playing only the Lambda service) a deployed stack.
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 impl Default for DevArgs {
@@ -246,10 +245,7 @@ impl Default for DevArgs {
             log_format: LogFormat::Pretty,
             sweep_every: None,
             retry_base: None,
-            aws: false,
-            stack: None,
-            stage: "dev".to_owned(),
-            endpoint: None,
+            target: TargetArgs::default(),
         }
     }
 }
@@ -343,9 +339,9 @@ fn aws_options(cli: &Cli, dev: &DevArgs) -> AwsOptions {
     AwsOptions {
         data: cli.data.clone(),
         template: cli.template.clone(),
-        endpoint: dev.endpoint.clone(),
-        stack: dev.stack.clone(),
-        stage: dev.stage.clone(),
+        endpoint: dev.target.endpoint.clone(),
+        stack: dev.target.stack.clone(),
+        stage: dev.target.stage.clone(),
         sweep_every: dev.sweep_every.map(Into::into),
         retry_base: dev.retry_base.map(Into::into),
     }

@@ -10,7 +10,7 @@ use crate::local::LocalRuntime;
 /// `storefront notifications unknown`: the sends whose outcome is unknown
 /// (the notification handler never resends them), embedded or `--aws`.
 pub(super) async fn unknown_notifications(cli: &Cli, dev: &DevArgs) -> Result<(), CliError> {
-    let items = if dev.aws {
+    let items = if dev.target.aws {
         let runtime = AwsRuntime::build(aws_options(cli, dev)).await?;
         runtime.store.query(UNKNOWN_SENDS).await?
     } else {

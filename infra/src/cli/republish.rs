@@ -56,7 +56,7 @@ fn sequence_after(a: &str, b: &str) -> bool {
 }
 
 pub(super) async fn republish(cli: &Cli, dev: &DevArgs) -> Result<(), CliError> {
-    if dev.aws {
+    if dev.target.aws {
         return republish_aws(cli, dev).await;
     }
     let runtime = LocalRuntime::build(options(cli, dev))?;
