@@ -32,8 +32,8 @@ done
 [ -n "$url" ] || { echo "error: the local runtime did not start; see $data/runtime.log" >&2; exit 1; }
 export STOREFRONT_URL="$url"
 
-shopper=$("$BIN" token --user schemathesis-shopper --data "$data")
-admin=$("$BIN" token --user schemathesis-admin --admin --data "$data")
+shopper=$("$BIN" token --user schemathesis-shopper --email schemathesis-shopper@example.com --data "$data")
+admin=$("$BIN" token --user schemathesis-admin --admin --email schemathesis-admin@example.com --data "$data")
 # Something to act on: a product and a cart line.
 "$VENV/bin/python" - "$url" "$admin" <<'PY'
 import json, sys, urllib.request

@@ -46,6 +46,10 @@ struct TokenClaims {
     sub: String,
     #[serde(rename = "cognito:groups", default)]
     groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
     iss: String,
     aud: String,
     iat: u64,
@@ -109,8 +113,16 @@ impl DevKeys {
         }
     }
 
-    /// A token for `user`, in the `admin` group if asked, valid for `ttl_seconds`.
-    pub fn issue(&self, user: &str, admin: bool, ttl_seconds: u64) -> Result<String, AuthError> {
+    /// A token for `user`, in the `admin` group if asked, carrying `email` as
+    /// a verified address if given (as a Cognito ID token does), valid for
+    /// `ttl_seconds`.
+    pub fn issue(
+        &self,
+        user: &str,
+        admin: bool,
+        email: Option<&str>,
+        ttl_seconds: u64,
+    ) -> Result<String, AuthError> {
         storefront_domain::UserId::new(user)
             .map_err(|e| AuthError::Invalid(format!("user: {e}")))?;
         let now = SystemTime::now()
@@ -120,6 +132,8 @@ impl DevKeys {
         let claims = TokenClaims {
             sub: user.to_owned(),
             groups: if admin { vec!["admin".into()] } else { vec![] },
+            email: email.map(str::to_owned),
+            email_verified: email.map(|_| true),
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             iat: now,
@@ -141,9 +155,11 @@ impl DevKeys {
         if data.claims.sub.is_empty() {
             return Err(AuthError::Invalid("empty subject".into()));
         }
+        let verified = data.claims.email_verified == Some(true);
         Ok(Claims {
             sub: data.claims.sub,
             groups: data.claims.groups,
+            email: data.claims.email.filter(|_| verified),
         })
     }
 }
@@ -210,7 +226,7 @@ mod tests {
     #[test]
     fn tokens() {
         let keys = DevKeys::from_secret(b"0123456789abcdef0123456789abcdef");
-        let token = keys.issue("alice", true, 60).expect("issue");
+        let token = keys.issue("alice", true, None, 60).expect("issue");
         let claims = keys.verify(&token).expect("verify");
         assert_eq!(
             (claims.sub.as_str(), claims.groups.as_slice()),
@@ -259,7 +275,7 @@ mod tests {
         let none_alg = format!("{}.{}.", hex::encode("x"), hex::encode("y"));
         assert!(keys.verify(&none_alg).is_err());
         assert!(
-            keys.issue("a b", false, 60).is_err(),
+            keys.issue("a b", false, None, 60).is_err(),
             "user ids are validated"
         );
     }
@@ -270,7 +286,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let a = DevKeys::load_or_create(dir.path()).expect("create");
         let b = DevKeys::load_or_create(dir.path()).expect("load");
-        let token = a.issue("bob", false, 60).expect("issue");
+        let token = a.issue("bob", false, None, 60).expect("issue");
         assert!(b.verify(&token).is_ok());
     }
 }

@@ -203,6 +203,7 @@ fn api_bodies() {
         r.extensions_mut().insert(storefront_api::Claims {
             sub: "fuzzer".into(),
             groups: vec!["admin".into()],
+            email: Some("fuzzer@example.com".into()),
         });
         let app = app.clone();
         let store = store.clone();

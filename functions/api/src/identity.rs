@@ -24,6 +24,9 @@ pub struct Claims {
     pub sub: String,
     /// The `cognito:groups` claim.
     pub groups: Vec<String>,
+    /// The `email` claim, only when the token says it is verified
+    /// (`email_verified`: Cognito ID tokens carry both).
+    pub email: Option<String>,
 }
 
 /// The caller.
@@ -33,6 +36,8 @@ pub struct Identity {
     pub user_id: UserId,
     /// Whether the user is in the `admin` group.
     pub admin: bool,
+    /// The verified email address of the token, if it carries one.
+    pub email: Option<String>,
 }
 
 impl Identity {
@@ -78,7 +83,12 @@ pub(crate) fn claims_from_parts(parts: &Parts) -> Option<Claims> {
                 .get("cognito:groups")
                 .map(|g| parse_groups(g))
                 .unwrap_or_default();
-            Some(Claims { sub, groups })
+            let verified = jwt
+                .claims
+                .get("email_verified")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let email = jwt.claims.get("email").filter(|_| verified).cloned();
+            Some(Claims { sub, groups, email })
         }
         _ => None,
     }
@@ -99,6 +109,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
         Ok(Identity {
             user_id,
             admin: claims.groups.iter().any(|g| g == ADMIN_GROUP),
+            email: claims.email,
         })
     }
 }

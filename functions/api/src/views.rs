@@ -196,8 +196,10 @@ impl UserView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterUser {
-    /// Contact address.
-    pub email: String,
+    /// The contact address is the token's verified `email` claim; if given
+    /// here it must be that address.
+    #[serde(default)]
+    pub email: Option<String>,
     /// Display name, 1..=100 characters.
     pub name: String,
 }

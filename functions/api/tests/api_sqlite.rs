@@ -476,7 +476,7 @@ async fn unicode_and_long_strings() {
     t.post(
         "/users",
         ALICE,
-        json!({"email": "a@example.com", "name": "名前".repeat(60)}),
+        json!({"email": "alice@example.com", "name": "名前".repeat(60)}),
     )
     .await
     .expect(400);
@@ -488,7 +488,7 @@ async fn unicode_and_long_strings() {
     t.post(
         "/users",
         ALICE,
-        json!({"email": "a@example.com", "name": "名前"}),
+        json!({"email": "alice@example.com", "name": "名前"}),
     )
     .await
     .expect(201);

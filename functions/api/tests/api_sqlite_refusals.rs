@@ -37,6 +37,7 @@ async fn bad_input_is_refused_and_appends_nothing() {
         r.extensions_mut().insert(storefront_api::Claims {
             sub: "alice".into(),
             groups: vec!["admin".into()],
+            email: Some("alice@example.com".into()),
         });
         r
     };
@@ -527,4 +528,46 @@ async fn refusals_are_replayed_malformed_requests_are_not_stored() {
         .expect(200);
     assert!(!fixed.replayed);
     assert_eq!(fixed.body["lines"][0]["quantity"], 3);
+}
+
+/// A registration's address is the token's verified `email` claim, never
+/// one the body names: without the claim it is 403, with another address in
+/// the body 422 (both appending nothing), and without one in the body the
+/// claim's address is registered.
+#[tokio::test]
+async fn the_registered_address_is_the_tokens_verified_email() {
+    let (t, store) = TestApp::sqlite();
+    let register = |email: Option<&str>, body: serde_json::Value| {
+        let mut r = axum::http::Request::builder()
+            .method("POST")
+            .uri("/users")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .expect("request");
+        r.extensions_mut().insert(storefront_api::Claims {
+            sub: "dora".into(),
+            groups: vec![],
+            email: email.map(str::to_owned),
+        });
+        r
+    };
+    let before = event_count(&store).await;
+    t.raw(register(
+        None,
+        json!({"email": "dora@example.com", "name": "Dora"}),
+    ))
+    .await
+    .expect(403);
+    t.raw(register(
+        Some("dora@example.com"),
+        json!({"email": "victim@example.com", "name": "Dora"}),
+    ))
+    .await
+    .expect(422);
+    assert_eq!(event_count(&store).await, before, "nothing appended");
+    let user = t
+        .raw(register(Some("dora@example.com"), json!({"name": "Dora"})))
+        .await
+        .expect(201);
+    assert_eq!(user.body["email"], "dora@example.com");
 }

@@ -50,7 +50,7 @@ fn banner(
     keys: &crate::auth::DevKeys,
     bound: SocketAddr,
 ) -> Result<(), CliError> {
-    let example = keys.issue("alice", false, 12 * 3600)?;
+    let example = keys.issue("alice", false, Some("alice@example.com"), 12 * 3600)?;
     println!("{description}");
     println!(
         "Try it (a token for alice, valid 12h; `storefront token --user NAME [--admin]` makes more):"

@@ -64,6 +64,10 @@ pub enum Command {
         /// Put the user in the `admin` group.
         #[arg(long)]
         admin: bool,
+        /// A verified email address in the token (its `email` claim, as in a
+        /// Cognito ID token): registration takes the address from it.
+        #[arg(long)]
+        email: Option<String>,
         /// How long the token is valid, e.g. 12h, 30m.
         #[arg(long, default_value = "12h")]
         ttl: humantime::Duration,
@@ -352,9 +356,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         None => dev::dev(&cli, &DevArgs::default()).await,
         Some(Command::Dev(args)) => dev::dev(&cli, args).await,
-        Some(Command::Token { user, admin, ttl }) => {
+        Some(Command::Token {
+            user,
+            admin,
+            email,
+            ttl,
+        }) => {
             let keys = crate::auth::DevKeys::load_or_create(&cli.data)?;
-            let token = keys.issue(user, *admin, ttl.as_secs())?;
+            let token = keys.issue(user, *admin, email.as_deref(), ttl.as_secs())?;
             println!("{token}");
             Ok(())
         }

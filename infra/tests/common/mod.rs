@@ -301,7 +301,7 @@ impl Runtime {
     pub fn token(&self, user: &str, admin: bool) -> String {
         storefront::auth::DevKeys::load_or_create(&self.data)
             .expect("keys")
-            .issue(user, admin, 3600)
+            .issue(user, admin, Some(&format!("{user}@example.com")), 3600)
             .expect("token")
     }
 

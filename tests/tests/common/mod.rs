@@ -125,6 +125,7 @@ impl Shop {
             request.extensions_mut().insert(Claims {
                 sub: sub.into(),
                 groups,
+                email: Some(format!("{sub}@example.com")),
             });
         }
         let response = self

@@ -2,11 +2,13 @@
 
 use super::*;
 
-/// Register the caller (the id is the token's `sub`).
+/// Register the caller: the id is the token's `sub`, the address its
+/// verified `email` claim (never one the body names: the shop mails it).
 #[utoipa::path(post, path = "/users", tag = "users", request_body = RegisterUser,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = UserView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)))]
+        (status = 403, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem)))]
 pub async fn register_user(
     State(app): State<AppState>,
     identity: Identity,
@@ -14,10 +16,27 @@ pub async fn register_user(
     idem: Option<axum::Extension<IdempotencyKey>>,
     JsonBody(body): JsonBody<RegisterUser>,
 ) -> Result<Response, ApiError> {
+    if let Some(given) = &body.email {
+        storefront_domain::user::validate_email(given)?;
+    }
+    let Some(email) = identity.email.clone() else {
+        return Err(ApiError::Forbidden(
+            "register with a token that carries your verified email (a Cognito ID token; locally `storefront token --user NAME --email ADDRESS`)".into(),
+        ));
+    };
+    if body
+        .email
+        .as_ref()
+        .is_some_and(|given| !given.eq_ignore_ascii_case(&email))
+    {
+        return Err(ApiError::Unprocessable(
+            "the email must be your token's verified address; leave it out to use that one".into(),
+        ));
+    }
     let ctx = ctx(&identity, correlation, idem.map(|e| e.0));
     let command = UserCommand::Register {
         user_id: identity.user_id.clone(),
-        email: body.email,
+        email,
         name: body.name,
     };
     single::<UserState, _, _, _>(

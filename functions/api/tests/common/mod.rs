@@ -149,12 +149,14 @@ impl TestApp {
                 request.extensions_mut().insert(Claims {
                     sub: sub.into(),
                     groups: vec![],
+                    email: Some(format!("{sub}@example.com")),
                 });
             }
             Who::Admin(sub) => {
                 request.extensions_mut().insert(Claims {
                     sub: sub.into(),
                     groups: vec!["admin".into()],
+                    email: Some(format!("{sub}@example.com")),
                 });
             }
         }
