@@ -15,6 +15,17 @@ fn data() -> tempfile::TempDir {
     tempfile::tempdir().expect("data dir")
 }
 
+/// The URL of the stack's PublisherDLQ.
+async fn publisher_dlq(sqs: &aws_sdk_sqs::Client, stack: &common::Stack) -> String {
+    sqs.get_queue_url()
+        .queue_name(format!("storefront-{}-publisher-dlq", stack.stage))
+        .send()
+        .await
+        .expect("PublisherDLQ")
+        .queue_url
+        .expect("url")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journey_on_aws() {
     let _one_at_a_time = aws_slot().await;
@@ -94,14 +105,7 @@ async fn unpublishable_record_goes_to_the_publisher_dlq_and_the_stream_moves_on(
         .await
         .expect("put the forged item");
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let url = sqs
-        .get_queue_url()
-        .queue_name(format!("storefront-{}-publisher-dlq", stack.stage))
-        .send()
-        .await
-        .expect("PublisherDLQ")
-        .queue_url
-        .expect("url");
+    let url = publisher_dlq(&sqs, &stack).await;
     let described = eventually(
         120,
         "the forged record described on PublisherDLQ",
@@ -172,14 +176,7 @@ async fn a_record_given_up_on_is_republished_on_aws() {
     .await;
     let sdk = storefront_runtime::aws::local_config(&stack.endpoint);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let dlq = sqs
-        .get_queue_url()
-        .queue_name(format!("storefront-{}-publisher-dlq", stack.stage))
-        .send()
-        .await
-        .expect("PublisherDLQ")
-        .queue_url
-        .expect("url");
+    let dlq = publisher_dlq(&sqs, &stack).await;
     let depth = || async {
         sqs.get_queue_attributes()
             .queue_url(&dlq)

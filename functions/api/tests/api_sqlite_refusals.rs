@@ -4,18 +4,8 @@
 
 mod common;
 
-use common::{TestApp, Who};
+use common::{ADMIN, ALICE, BOB, TestApp, event_count};
 use serde_json::json;
-use storefront_store::EventLog;
-use storefront_store::sqlite::SqliteStore;
-
-const ALICE: Who = Who::Shopper("alice");
-const BOB: Who = Who::Shopper("bob");
-const ADMIN: Who = Who::Admin("root");
-
-async fn event_count(store: &SqliteStore) -> usize {
-    store.read_after(0, 1_000_000).await.expect("log").len()
-}
 
 /// Every kind of bad input is a clear 4xx problem, never a 500, and appends nothing.
 #[tokio::test]

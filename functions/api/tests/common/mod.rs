@@ -20,6 +20,17 @@ pub enum Who<'a> {
     Admin(&'a str),
 }
 
+/// The shoppers and the admin most tests speak as.
+pub const ALICE: Who = Who::Shopper("alice");
+pub const BOB: Who = Who::Shopper("bob");
+pub const ADMIN: Who = Who::Admin("root");
+
+/// How many events the store holds.
+pub async fn event_count(store: &storefront_store::sqlite::SqliteStore) -> usize {
+    use storefront_store::EventLog;
+    store.read_after(0, 1_000_000).await.expect("log").len()
+}
+
 /// A response, decoded.
 #[derive(Debug)]
 pub struct Reply {
