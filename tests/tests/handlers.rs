@@ -491,6 +491,26 @@ async fn notifications_send_once() {
     assert_eq!(failed[0].event_type, "notification.failed");
 }
 
+/// The longest audit chain of the shop's only day: (day, its partition, its records).
+async fn longest_chain(shop: &Shop) -> (String, String, u64) {
+    let days = storefront_audit::verify_all(&*shop.stores.state)
+        .await
+        .expect("verifies");
+    assert_eq!(days.len(), 1);
+    let day = days[0].0.clone();
+    let mut best = (0, 0);
+    for shard in 0..storefront_audit::SHARDS {
+        let n = storefront_audit::verify_chain(&*shop.stores.state, &day, Some(shard))
+            .await
+            .expect("chain verifies");
+        if n > best.1 {
+            best = (shard, n);
+        }
+    }
+    let partition = storefront_store::keys::audit_day(&day, Some(best.0));
+    (day, partition, best.1)
+}
+
 /// The audit chain verifies, and finds an altered record and a missing one.
 #[tokio::test]
 async fn audit_chain_detects_tampering() {
@@ -498,16 +518,12 @@ async fn audit_chain_detects_tampering() {
     shop.product("MUG", 5).await;
     checkout(&shop, "hal", &[("MUG", 1)]).await;
     shop.settle(Delivery::InOrder).await;
-    let days = storefront_audit::verify_all(&*shop.stores.state)
-        .await
-        .expect("verifies");
-    assert_eq!(days.len(), 1);
-    let (day, n) = days[0].clone();
-    assert!(n >= 6, "{n} records");
+    let (day, chain, n) = longest_chain(&shop).await;
+    assert!(n >= 3, "{n} records");
 
     // Alter record 3's event type behind the store's back.
     let changed = shop.store.execute_raw(format!(
-        "UPDATE state SET value = json_set(value, '$.eventType', 'order.forged') WHERE pk = 'audit#{day}' AND sk = '000000000003'"
+        "UPDATE state SET value = json_set(value, '$.eventType', 'order.forged') WHERE pk = '{chain}' AND sk = '000000000003'"
     )).await.expect("tamper");
     assert_eq!(changed, 1);
     let err = storefront_audit::verify_day(&*shop.stores.state, &day)
@@ -515,28 +531,25 @@ async fn audit_chain_detects_tampering() {
         .expect_err("altered");
     assert!(
         matches!(
-            err,
+            &err,
             storefront_audit::VerifyError::Violation(storefront_audit::AuditViolation::Altered {
                 seq: 3,
-                ..
-            })
+                chain: c,
+            }) if chain.ends_with(c.as_str())
         ),
         "{err}"
     );
 
-    // A fresh shop: remove record 2.
+    // A fresh shop: remove record 2 of a chain of three or more.
     let shop = Shop::new();
     shop.product("MUG", 5).await;
-    shop.product("TEE", 5).await;
+    checkout(&shop, "hal", &[("MUG", 1)]).await;
     shop.settle(Delivery::InOrder).await;
-    let day = storefront_audit::verify_all(&*shop.stores.state)
-        .await
-        .expect("verifies")[0]
-        .0
-        .clone();
+    let (day, chain, n) = longest_chain(&shop).await;
+    assert!(n >= 3, "{n} records");
     shop.store
         .execute_raw(format!(
-            "DELETE FROM state WHERE pk = 'audit#{day}' AND sk = '000000000002'"
+            "DELETE FROM state WHERE pk = '{chain}' AND sk = '000000000002'"
         ))
         .await
         .expect("delete");
@@ -559,22 +572,70 @@ async fn audit_chain_detects_tampering() {
     shop.product("MUG", 5).await;
     shop.product("TEE", 5).await;
     shop.settle(Delivery::InOrder).await;
-    let day = storefront_audit::verify_all(&*shop.stores.state)
-        .await
-        .expect("verifies")[0]
-        .0
-        .clone();
+    let (day, chain, n) = longest_chain(&shop).await;
+    assert_eq!(n, 1, "one event per product stream");
     shop.store
         .execute_raw(format!(
-            "DELETE FROM state WHERE pk = 'audit#{day}' AND sk = '000000000002'"
+            "DELETE FROM state WHERE pk = '{chain}' AND sk = '000000000001'"
         ))
         .await
         .expect("delete");
-    assert!(
-        storefront_audit::verify_day(&*shop.stores.state, &day)
+    assert!(matches!(
+        storefront_audit::verify_day(&*shop.stores.state, &day).await,
+        Err(storefront_audit::VerifyError::Violation(
+            storefront_audit::AuditViolation::Missing { seq: 1, .. }
+        ))
+    ));
+}
+
+/// The chain is split by stream: a stream's events stay in one chain, in
+/// order, and a day's events spread over the shards instead of one head.
+#[tokio::test]
+async fn audit_chains_are_sharded_by_stream() {
+    let shop = Shop::new();
+    for i in 0..32 {
+        shop.product(&format!("SKU-{i}"), 5).await;
+    }
+    checkout(&shop, "hal", &[("SKU-0", 1), ("SKU-1", 2)]).await;
+    shop.settle(Delivery::InOrder).await;
+    let (day, _, _) = longest_chain(&shop).await;
+    let mut used = 0;
+    for shard in 0..storefront_audit::SHARDS {
+        let items = shop
+            .stores
+            .state
+            .query(&storefront_store::keys::audit_day(&day, Some(shard)))
             .await
-            .is_err()
+            .expect("query");
+        if !items.is_empty() {
+            used += 1;
+        }
+        let mut last: std::collections::HashMap<String, u64> = Default::default();
+        for item in items {
+            let record: storefront_audit::AuditRecord =
+                serde_json::from_value(item.value).expect("record");
+            assert_eq!(storefront_audit::shard_of(&record.stream_id), shard);
+            let prev = last.insert(record.stream_id.clone(), record.version);
+            assert!(
+                prev.is_none_or(|p| p < record.version),
+                "{} audited out of order in shard {shard}",
+                record.stream_id
+            );
+        }
+    }
+    assert!(
+        used >= 8,
+        "32 product streams spread over {used} of 16 chains"
     );
+    // The day's listing names its shards, which verification reads.
+    let days = shop
+        .stores
+        .state
+        .query(storefront_audit::DAYS)
+        .await
+        .expect("days");
+    assert_eq!(days.len(), 1);
+    assert_eq!(days[0].value["shards"], storefront_audit::SHARDS);
 }
 
 /// In an SQS batch, a poison record and a record whose handler fails are reported; the good records around them are handled.

@@ -1,20 +1,31 @@
 //! # storefront-audit
 //!
-//! Every event goes into an append-only, tamper-evident audit log: one hash
-//! chain per day (the event's `occurredAt` date). Each record carries the
-//! hash of the one before it, so altering, removing or reordering a record
-//! breaks the chain, and [`verify_day`] says where.
+//! Every event goes into an append-only, tamper-evident audit log: per day
+//! (the event's `occurredAt` date), [`SHARDS`] hash chains, an event going
+//! to the chain of its stream ([`shard_of`]). Each record carries the hash
+//! of the one before it, so altering, removing or reordering a record breaks
+//! its chain, and [`verify_day`] says where.
+//!
+//! Why shards: a chain's head is compare-and-swapped once per record, and
+//! one DynamoDB partition key takes about 1,000 writes a second; with one
+//! chain for the whole shop that head would cap every event the shop makes
+//! and every concurrent audit invocation would race for it. With the chain
+//! split by stream, each head takes 1/[`SHARDS`] of the load, and a stream's
+//! events, which are the ones whose order matters, stay in one chain, in the
+//! order they were audited.
 //!
 //! Layout in the state store:
-//! - `audit#{day}` / `{seq:012}`: the record (seq, the event's id, type,
-//!   stream, version and checksum, `prevHash`, `hash`);
-//! - `audit-head#{day}` / `head`: the last seq and hash, version = seq;
+//! - `audit#{day}#{shard}` / `{seq:012}`: the record (seq, the event's id,
+//!   type, stream, version and checksum, `prevHash`, `hash`);
+//! - `audit-head#{day}#{shard}` / `head`: the last seq and hash, version = seq;
 //! - `audit-seen#{eventId}` / `seen`: marks an event as logged;
-//! - `audit-days` / `{day}`: the days that have a chain.
+//! - `audit-days` / `{day}`: the days that have chains, and how many shards
+//!   (written with a chain's first record only, so it is not hot either).
 //!
-//! A record is written in one transaction with the head's compare-and-swap
+//! A record is written in one transaction with its head's compare-and-swap
 //! and the seen-marker: two deliveries of one event cannot both be logged,
-//! and two events cannot take the same seq.
+//! and two events cannot take the same seq. A day written before the chain
+//! was sharded (`audit#{day}`, `audit-head#{day}`) still verifies.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,7 +50,19 @@ pub const CONSUMES: &[EventType] = EventType::ALL;
 pub const GENESIS: &str = "genesis";
 
 /// Partition listing the days that have a chain.
-pub const DAYS: &str = "audit-days";
+pub const DAYS: &str = storefront_store::keys::AUDIT_DAYS;
+
+/// The number of chains per day. Part of the stored layout: a day records
+/// the count it was written with, and [`verify_day`] reads it from there.
+pub const SHARDS: u32 = 16;
+
+/// The chain (of [`SHARDS`]) that audits the events of `stream_id`: the
+/// first four bytes of the stream id's SHA-256, modulo [`SHARDS`], so that
+/// every writer and reader agrees, whatever the process.
+pub fn shard_of(stream_id: &str) -> u32 {
+    let digest = Sha256::digest(stream_id.as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % SHARDS
+}
 
 /// One link of the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +177,8 @@ impl EventHandler for Audit {
             return Ok(Outcome::Duplicate);
         }
         let day = day_of(&envelope.occurred_at).to_owned();
-        let (head_pk, head_sk) = head_key(&day);
+        let shard = shard_of(&envelope.stream_id);
+        let (head_pk, head_sk) = head_key(&day, Some(shard));
         // The "seen" record rides in the same append as the chain's new
         // record: it is this handler's idempotency record.
         let seen = |seq: &u64| {
@@ -162,7 +186,7 @@ impl EventHandler for Audit {
                 seen_pk.clone(),
                 seen_sk.into(),
                 1,
-                serde_json::json!({"day": day, "seq": seq}),
+                serde_json::json!({"day": day, "shard": shard, "seq": seq}),
                 Condition::NotExists,
             )
         };
@@ -203,7 +227,7 @@ impl EventHandler for Audit {
                 hash: String::new(),
             };
             record.hash = record.compute_hash();
-            let (rpk, rsk) = record_key(&day, record.seq);
+            let (rpk, rsk) = record_key(&day, Some(shard), record.seq);
             let value = serde_json::to_value(&record)
                 .map_err(|e| HandlerError::Permanent(e.to_string()))?;
             let head_value = serde_json::to_value(Head {
@@ -211,25 +235,29 @@ impl EventHandler for Audit {
                 hash: record.hash.clone(),
             })
             .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+            let mut state = vec![
+                put(
+                    head_pk.clone(),
+                    head_sk.into(),
+                    record.seq,
+                    head_value,
+                    condition,
+                ),
+                put(rpk, rsk, 1, value, Condition::NotExists),
+            ];
+            if record.seq == 1 {
+                // A chain's first record lists its day: once per chain, not per event.
+                state.push(put(
+                    DAYS.into(),
+                    day.clone(),
+                    1,
+                    serde_json::json!({"shards": SHARDS}),
+                    Condition::Always,
+                ));
+            }
             Ok::<_, HandlerError>(Plan {
                 changes: vec![],
-                state: vec![
-                    put(
-                        head_pk.clone(),
-                        head_sk.into(),
-                        record.seq,
-                        head_value,
-                        condition,
-                    ),
-                    put(rpk, rsk, 1, value, Condition::NotExists),
-                    put(
-                        DAYS.into(),
-                        day.clone(),
-                        1,
-                        serde_json::json!({}),
-                        Condition::Always,
-                    ),
-                ],
+                state,
                 answer: record.seq,
             })
         })
@@ -238,7 +266,7 @@ impl EventHandler for Audit {
             PipelineOutcome::Committed(_) => Ok(Outcome::Handled),
             PipelineOutcome::Duplicate | PipelineOutcome::Unchanged(_) => Ok(Outcome::Duplicate),
             PipelineOutcome::Contended { attempts } => Err(HandlerError::Transient(format!(
-                "the audit chain head kept moving over {attempts} attempts; SQS will redeliver"
+                "the audit chain's head kept moving over {attempts} attempts; SQS will redeliver"
             ))),
         }
     }
@@ -248,46 +276,46 @@ impl EventHandler for Audit {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuditViolation {
     /// A record is not where the chain says one must be.
-    #[error("{day}: record {seq} is missing")]
+    #[error("{chain}: record {seq} is missing")]
     Missing {
-        /// The day.
-        day: String,
+        /// The chain: its day, and its shard after `#`.
+        chain: String,
         /// The missing position.
         seq: u64,
     },
     /// A record's content does not match its hash.
-    #[error("{day}: record {seq} was altered (its hash does not match its content)")]
+    #[error("{chain}: record {seq} was altered (its hash does not match its content)")]
     Altered {
-        /// The day.
-        day: String,
+        /// The chain: its day, and its shard after `#`.
+        chain: String,
         /// The altered record.
         seq: u64,
     },
     /// A record does not point at its predecessor's hash.
-    #[error("{day}: record {seq} does not follow record {prev}")]
+    #[error("{chain}: record {seq} does not follow record {prev}")]
     BrokenLink {
-        /// The day.
-        day: String,
+        /// The chain: its day, and its shard after `#`.
+        chain: String,
         /// The record.
         seq: u64,
         /// The one before.
         prev: u64,
     },
     /// The head does not match the last record.
-    #[error("{day}: the chain head says {head_seq} records, the last record is {last_seq}")]
+    #[error("{chain}: the chain head says {head_seq} records, the last record is {last_seq}")]
     HeadMismatch {
-        /// The day.
-        day: String,
+        /// The chain: its day, and its shard after `#`.
+        chain: String,
         /// What the head says.
         head_seq: u64,
         /// What is there.
         last_seq: u64,
     },
     /// A stored record is not readable.
-    #[error("{day}: record {key} is unreadable: {reason}")]
+    #[error("{chain}: record {key} is unreadable: {reason}")]
     Unreadable {
-        /// The day.
-        day: String,
+        /// The chain: its day, and its shard after `#`.
+        chain: String,
         /// The record's key.
         key: String,
         /// Why.
@@ -306,42 +334,77 @@ pub enum VerifyError {
     Store(#[from] StoreError),
 }
 
-/// Checks one day's chain: every record from 1 to the head is there, each
-/// hash matches its content, each record points at the one before, and the
-/// head matches the last. Returns the number of records.
+/// Checks every chain of one day (the shards its `audit-days` item names,
+/// and the unsharded chain of data written before sharding); returns the
+/// number of records. See [`verify_chain`].
 pub async fn verify_day(state: &dyn StateStore, day: &str) -> Result<u64, VerifyError> {
-    let (head_pk, head_sk) = head_key(day);
+    let shards = match state.get(DAYS, day).await? {
+        Some(item) => item
+            .value
+            .get("shards")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
+        None => 0,
+    };
+    let mut records = verify_chain(state, day, None).await?;
+    for shard in 0..shards {
+        let shard = u32::try_from(shard).map_err(|_| AuditViolation::Unreadable {
+            chain: day.into(),
+            key: DAYS.into(),
+            reason: format!("{shards} shards"),
+        })?;
+        records += verify_chain(state, day, Some(shard)).await?;
+    }
+    Ok(records)
+}
+
+/// Checks one chain of `day`: every record from 1 to the head is there, each
+/// hash matches its content, each record points at the one before, and the
+/// head matches the last. Returns the number of records (0 for a chain that
+/// has none).
+pub async fn verify_chain(
+    state: &dyn StateStore,
+    day: &str,
+    shard: Option<u32>,
+) -> Result<u64, VerifyError> {
+    let chain = match shard {
+        Some(shard) => format!("{day}#{shard:02}"),
+        None => day.to_owned(),
+    };
+    let (head_pk, head_sk) = head_key(day, shard);
     let head: Option<Head> = state
         .get(&head_pk, head_sk)
         .await?
         .and_then(|i| serde_json::from_value(i.value).ok());
-    let items = state.query(&storefront_store::keys::audit_day(day)).await?;
+    let items = state
+        .query(&storefront_store::keys::audit_day(day, shard))
+        .await?;
     let mut prev_hash = GENESIS.to_owned();
     let mut expected = 1u64;
     for item in &items {
         let record: AuditRecord =
             serde_json::from_value(item.value.clone()).map_err(|e| AuditViolation::Unreadable {
-                day: day.into(),
+                chain: chain.clone(),
                 key: item.sk.clone(),
                 reason: e.to_string(),
             })?;
         if record.seq != expected || item.sk != format!("{:012}", record.seq) {
             return Err(AuditViolation::Missing {
-                day: day.into(),
+                chain,
                 seq: expected,
             }
             .into());
         }
         if record.compute_hash() != record.hash {
             return Err(AuditViolation::Altered {
-                day: day.into(),
+                chain,
                 seq: record.seq,
             }
             .into());
         }
         if record.prev_hash != prev_hash {
             return Err(AuditViolation::BrokenLink {
-                day: day.into(),
+                chain,
                 seq: record.seq,
                 prev: record.seq - 1,
             }
@@ -354,14 +417,14 @@ pub async fn verify_day(state: &dyn StateStore, day: &str) -> Result<u64, Verify
     let head_seq = head.as_ref().map_or(0, |h| h.seq);
     if head_seq > last {
         return Err(AuditViolation::Missing {
-            day: day.into(),
+            chain,
             seq: last + 1,
         }
         .into());
     }
     if head_seq != last || head.as_ref().is_some_and(|h| h.hash != prev_hash) {
         return Err(AuditViolation::HeadMismatch {
-            day: day.into(),
+            chain,
             head_seq,
             last_seq: last,
         }

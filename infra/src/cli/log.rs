@@ -99,7 +99,7 @@ pub(super) async fn verify(cli: &Cli) -> Result<(), CliError> {
     println!("events: {count} checksums verified");
     let days = storefront_audit::verify_all(&store).await?;
     for (day, n) in &days {
-        println!("audit {day}: {n} records, chain intact");
+        println!("audit {day}: {n} records, every chain intact");
     }
     if days.is_empty() {
         println!("audit: no records yet");

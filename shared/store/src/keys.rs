@@ -19,7 +19,7 @@
 //! | user directory | `users` | user |
 //! | confirmed, unpaid orders | `awaiting-payment` | order id |
 //! | analytics per order / per cart | `analytics#orders` / `analytics#carts` | order id / user |
-//! | audit chain record / head / days / seen | `audit#{day}` / `audit-head#{day}` / `audit-days` / `audit-seen#{eventId}` | seq / `head` / day / `seen` |
+//! | audit chain record / head / days / seen | `audit#{day}#{shard}` / `audit-head#{day}#{shard}` / `audit-days` / `audit-seen#{eventId}` | seq / `head` / day / `seen` |
 //! | notification outbox | `outbox` | idempotency key |
 //! | notifications of unknown outcome | `notifications#unknown` | event id |
 
@@ -88,22 +88,31 @@ pub const ANALYTICS_ORDERS: &str = "analytics#orders";
 /// The analytics items per cart (sort key: user id).
 pub const ANALYTICS_CARTS: &str = "analytics#carts";
 
-/// Record `seq` of the audit chain of `day`.
-pub fn audit_record(day: &str, seq: u64) -> (String, String) {
-    (audit_day(day), format!("{seq:012}"))
+/// Record `seq` of the audit chain of `day`, shard `shard` (`None`: the
+/// single chain per day that data written before the chain was sharded has).
+pub fn audit_record(day: &str, shard: Option<u32>, seq: u64) -> (String, String) {
+    (audit_day(day, shard), format!("{seq:012}"))
 }
 
-/// The partition of the audit chain of `day` (sort key: zero-padded seq).
-pub fn audit_day(day: &str) -> String {
-    format!("audit#{day}")
+/// The partition of one audit chain of `day` (sort key: zero-padded seq):
+/// `audit#{day}#{shard:02}`, or `audit#{day}` for the unsharded chain.
+pub fn audit_day(day: &str, shard: Option<u32>) -> String {
+    match shard {
+        Some(shard) => format!("audit#{day}#{shard:02}"),
+        None => format!("audit#{day}"),
+    }
 }
 
-/// The head of the audit chain of `day`.
-pub fn audit_head(day: &str) -> Key {
-    (format!("audit-head#{day}"), "head")
+/// The head of one audit chain of `day` (see [`audit_day`]).
+pub fn audit_head(day: &str, shard: Option<u32>) -> Key {
+    match shard {
+        Some(shard) => (format!("audit-head#{day}#{shard:02}"), "head"),
+        None => (format!("audit-head#{day}"), "head"),
+    }
 }
 
-/// The days that have an audit chain (sort key: day).
+/// The days that have an audit chain (sort key: day; value: the number of
+/// shards, `{"shards": n}`).
 pub const AUDIT_DAYS: &str = "audit-days";
 
 /// The audit handler's record that it chained `event_id`.
