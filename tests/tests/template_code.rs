@@ -147,7 +147,7 @@ fn rules_select_exactly_the_declared_types() {
     }
 }
 
-/// Queues: visibility ≥ 6 × the function's timeout, a DLQ with maxReceiveCount 5, an alarm on the DLQ, a queue policy naming only its rule; mappings report batch item failures.
+/// Queues: visibility ≥ 6 × the function's timeout, a DLQ with maxReceiveCount 5, an alarm on the DLQ and one on the queue's oldest message's age (both to the alarm topic), a queue policy naming only its rule; mappings report batch item failures.
 #[test]
 fn queues_dlqs_alarms_and_mappings() {
     let t = template();
@@ -174,14 +174,46 @@ fn queues_dlqs_alarms_and_mappings() {
             .unwrap_or_else(|| panic!("{name} queue has a DLQ"));
         assert_eq!(max, 5, "{name} maxReceiveCount");
         assert!(t.queues.contains_key(&dlq), "{name} DLQ {dlq} exists");
-        let alarmed = raw.as_object().expect("resources").values().any(|r| {
-            r["Type"] == "AWS::CloudWatch::Alarm"
-                && r["Properties"]["Dimensions"].as_array().is_some_and(|d| {
-                    d.iter()
-                        .any(|x| x["Value"] == json!({"Fn::GetAtt": format!("{dlq}.QueueName")}))
+        // The alarms on `queue`'s `metric` that notify the alarm topic.
+        let alarms = |metric: &str, queue: &str| -> Vec<&Value> {
+            raw.as_object()
+                .expect("resources")
+                .values()
+                .filter(|r| {
+                    r["Type"] == "AWS::CloudWatch::Alarm"
+                        && r["Properties"]["Namespace"] == "AWS/SQS"
+                        && r["Properties"]["MetricName"] == metric
+                        && r["Properties"]["AlarmActions"] == json!([{"Ref": "AlarmTopic"}])
+                        && r["Properties"]["Dimensions"].as_array().is_some_and(|d| {
+                            d.iter().any(|x| {
+                                x["Name"] == "QueueName"
+                                    && x["Value"]
+                                        == json!({"Fn::GetAtt": format!("{queue}.QueueName")})
+                            })
+                        })
                 })
-        });
-        assert!(alarmed, "{name}: an alarm watches {dlq}");
+                .collect()
+        };
+        assert!(
+            !alarms("ApproximateNumberOfMessagesVisible", &dlq).is_empty(),
+            "{name}: an alarm on the alarm topic watches {dlq}"
+        );
+        // A handler that stops consuming (throttled, mapping disabled) leaves
+        // its DLQ empty: the queue's oldest message's age shows it.
+        let age = alarms("ApproximateAgeOfOldestMessage", &source.queue);
+        assert_eq!(
+            age.len(),
+            1,
+            "{name}: one alarm on the alarm topic watches the age of {}'s oldest message",
+            source.queue
+        );
+        let threshold = age[0]["Properties"]["Threshold"]
+            .as_u64()
+            .expect("threshold");
+        assert!(
+            (60..=900).contains(&threshold) && age[0]["Properties"]["Statistic"] == "Maximum",
+            "{name}: the age alarm fires on the maximum age, within minutes ({threshold} s)"
+        );
         let policies: Vec<&Value> = raw
             .as_object()
             .expect("resources")

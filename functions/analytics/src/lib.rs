@@ -45,7 +45,7 @@ pub const CONSUMES: &[EventType] = &[
 use storefront_store::keys::{ANALYTICS_CARTS as CARTS, ANALYTICS_ORDERS as ORDERS};
 
 /// Everything the function reads from its environment: only what every
-/// function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+/// function gets (`SNAPSHOT_EVERY`, the log level and format).
 pub type Settings = Globals;
 
 /// The analytics handler.

@@ -51,7 +51,7 @@ pub use identity::{Claims, Identity};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
     /// What every function gets: `SNAPSHOT_EVERY` (snapshot an aggregate
-    /// every N events, 0 = never) and `RUST_LOG`.
+    /// every N events, 0 = never) and the log level and format.
     pub globals: Globals,
 }
 
@@ -99,7 +99,9 @@ impl AppState {
     }
 }
 
-/// The API: every route of DESIGN §6, with idempotency and a 64 KiB body limit.
+/// The API: every route of DESIGN §6 (its own description at
+/// `/openapi.json` and `/docs` included), with idempotency and a 64 KiB
+/// body limit.
 pub fn app(state: AppState) -> Router {
     use routes::*;
     Router::new()
@@ -129,6 +131,8 @@ pub fn app(state: AppState) -> Router {
         .route("/orders/{id}/delivery", post(deliver))
         .route("/admin/streams/{streamId}/events", get(stream_events))
         .route("/admin/stats", get(stats))
+        .route("/openapi.json", get(openapi_document))
+        .route("/docs", get(reference_page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -194,11 +198,12 @@ async fn request_span(
         routes::get_cart, routes::add_item, routes::change_quantity, routes::remove_item, routes::checkout,
         routes::list_orders, routes::get_order, routes::pay, routes::cancel, routes::ship, routes::deliver,
         routes::stream_events, routes::stats,
+        routes::docs::openapi_document, routes::docs::reference_page,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "health"), (name = "users"), (name = "products"), (name = "cart"),
-        (name = "orders"), (name = "admin")
+        (name = "orders"), (name = "admin"), (name = "docs")
     )
 )]
 pub struct ApiDoc;

@@ -397,9 +397,108 @@ fn openapi_document_matches_the_code() {
         "/orders/{id}/payment",
         "/admin/streams/{streamId}/events",
         "/products/{sku}/stock",
+        "/openapi.json",
+        "/docs",
     ] {
         assert!(doc["paths"][route].is_object(), "{route} documented");
     }
+}
+
+/// `GET /openapi.json` is public and serves the checked-in openapi.json byte
+/// for byte, as JSON; it documents itself and `/docs` as public operations.
+#[tokio::test]
+async fn the_api_serves_its_own_document() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let (t, _) = TestApp::sqlite();
+    let response = t
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/openapi.json")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    let served = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let on_disk = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json"))
+        .expect("openapi.json");
+    assert!(served == on_disk, "the served document is the file");
+    let doc: serde_json::Value = serde_json::from_slice(&served).expect("JSON");
+    for path in ["/openapi.json", "/docs"] {
+        assert_eq!(
+            doc["paths"][path]["get"]["security"],
+            json!([{}]),
+            "{path} is documented as public"
+        );
+    }
+    // The test client's anonymous caller, through the usual helper, too.
+    let reply = t.get("/openapi.json", Who::Anonymous).await.expect(200);
+    assert_eq!(reply.body["openapi"], doc["openapi"]);
+}
+
+/// `GET /docs` is public and answers a self-contained HTML page: its
+/// script and styles inline, nothing loaded from elsewhere (the CSP allows
+/// only this origin), and it renders the document it fetches from
+/// `openapi.json` next to it.
+#[tokio::test]
+async fn the_api_serves_a_reference_page() {
+    use tower::ServiceExt;
+
+    let (t, _) = TestApp::sqlite();
+    let reply = t.get("/docs", Who::Anonymous).await.expect(200);
+    assert_eq!(reply.content_type, "text/html; charset=utf-8");
+    let html = reply.body.as_str().expect("an HTML page, not JSON");
+    assert!(html.starts_with("<!doctype html>"), "{}", &html[..40]);
+    assert!(
+        html.contains("fetch(\"openapi.json\""),
+        "it loads the API's own document"
+    );
+    for part in [
+        "function render(doc)",
+        "parametersTable",
+        "responsesTable",
+        "requestBody",
+        "<style>",
+    ] {
+        assert!(html.contains(part), "the page has {part}");
+    }
+    for external in ["<script src", "<link", "http://", "https://", "@import"] {
+        assert!(
+            !html.contains(external),
+            "the page loads nothing from elsewhere: {external}"
+        );
+    }
+    let response = t
+        .router
+        .clone()
+        .oneshot(
+            axum::http::Request::get("/docs")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    // A shopper or an admin gets the same page.
+    assert_eq!(t.get("/docs", ALICE).await.expect(200).body, reply.body);
 }
 
 /// Unicode is kept intact where text belongs (names) and refused clearly where it does not (ids);

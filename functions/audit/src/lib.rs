@@ -124,7 +124,7 @@ pub fn day_of(occurred_at: &str) -> &str {
 use storefront_store::keys::{audit_head as head_key, audit_record as record_key};
 
 /// Everything the function reads from its environment: only what every
-/// function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+/// function gets (`SNAPSHOT_EVERY`, the log level and format).
 pub type Settings = Globals;
 
 /// The audit handler.

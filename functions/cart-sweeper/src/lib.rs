@@ -48,7 +48,7 @@ pub const DEFAULT_PAYMENT_TIMEOUT_MINUTES: u64 = 30;
 /// Everything the cart-sweeper function reads from its environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    /// What every function gets (`SNAPSHOT_EVERY`, the log level and format).
     pub globals: Globals,
     /// `CART_IDLE_MINUTES`: carts with lines and no activity for longer get
     /// `cart.abandoned` (default [`DEFAULT_CART_IDLE_MINUTES`] minutes).

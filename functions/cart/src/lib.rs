@@ -40,7 +40,7 @@ pub const CONSUMES: &[EventType] = &[
 use storefront_store::keys::{CART_ACTIVITY as ACTIVITY, cart_view as view_key};
 
 /// Everything the function reads from its environment: only what every
-/// function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+/// function gets (`SNAPSHOT_EVERY`, the log level and format).
 pub type Settings = Globals;
 
 /// The cart views handler.

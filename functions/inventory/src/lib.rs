@@ -51,7 +51,7 @@ pub const DEFAULT_LOW_STOCK_THRESHOLD: u32 = 5;
 /// Everything the inventory function reads from its environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    /// What every function gets (`SNAPSHOT_EVERY`, the log level and format).
     pub globals: Globals,
     /// `LOW_STOCK_THRESHOLD`: record `inventory.stock.low` when available
     /// stock falls under this many units (default [`DEFAULT_LOW_STOCK_THRESHOLD`]).

@@ -239,7 +239,7 @@ impl Notifier for SesNotifier {
 /// `Default`: there is no sender to assume.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    /// What every function gets (`SNAPSHOT_EVERY`, the log level and format).
     pub globals: Globals,
     /// `SENDER_EMAIL` (required): the verified SES identity messages are sent from.
     pub sender_email: String,

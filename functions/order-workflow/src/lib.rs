@@ -41,7 +41,7 @@ pub const CONSUMES: &[EventType] = &[
 use storefront_store::keys::AWAITING_PAYMENT;
 
 /// Everything the function reads from its environment: only what every
-/// function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+/// function gets (`SNAPSHOT_EVERY`, the log level and format).
 pub type Settings = Globals;
 
 /// The saga.

@@ -20,7 +20,8 @@ pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 
 /// One event as it goes on the bus (DESIGN §3): `Source` =
 /// `storefront.{aggregateType}`, `DetailType` = eventType, `Detail` = the
-/// envelope as JSON. The bus name is the adapter's, not the entry's: every
+/// envelope as JSON, and the X-Ray trace header of the invocation that
+/// publishes it. The bus name is the adapter's, not the entry's: every
 /// entry of this system goes to the same bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -30,23 +31,37 @@ pub struct Entry {
     pub detail_type: String,
     /// The envelope, serialized as camelCase JSON.
     pub detail: String,
+    /// `TraceHeader`: the X-Ray trace header of the publisher's invocation
+    /// (`Root=1-…;Parent=…;Sampled=…`, Lambda's `_X_AMZN_TRACE_ID`), so
+    /// X-Ray follows the event from the stream through the bus to the
+    /// handlers' queues. A stream record carries no trace context of its
+    /// own; the invocation that reads it is the closest one. `None` outside
+    /// Lambda.
+    pub trace_header: Option<String>,
 }
 
 impl Entry {
-    /// The entry for an envelope.
+    /// The entry for an envelope (no trace header; see [`Entry::traced`]).
     pub fn from_envelope(envelope: &EventEnvelope) -> Result<Self, serde_json::Error> {
         Ok(Entry {
             source: format!("storefront.{}", envelope.aggregate_type()),
             detail_type: envelope.event_type.clone(),
             detail: serde_json::to_string(envelope)?,
+            trace_header: None,
         })
+    }
+
+    /// The same entry carrying `trace_header` (none when `None`).
+    pub fn traced(mut self, trace_header: Option<&str>) -> Self {
+        self.trace_header = trace_header.map(str::to_owned);
+        self
     }
 
     /// The size EventBridge charges against the 256 KB request limit, as
     /// "Calculating PutEvents event entry size" defines it: the UTF-8 bytes
     /// of `Source`, `DetailType` and `Detail`, plus 14 for `Time` and the
     /// bytes of each `Resources` ARN when set. We set neither, and
-    /// `EventBusName` does not count.
+    /// `EventBusName` and `TraceHeader` do not count.
     pub fn size(&self) -> usize {
         // `String::len` is the UTF-8 byte length.
         self.source.len() + self.detail_type.len() + self.detail.len()
@@ -135,22 +150,24 @@ impl EventBridgeBus {
     pub fn bus_name(&self) -> &str {
         &self.bus_name
     }
+
+    /// The `PutEvents` request entry for `entry` on this bus.
+    pub fn request_entry(&self, entry: &Entry) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus_name)
+            .source(&entry.source)
+            .detail_type(&entry.detail_type)
+            .detail(&entry.detail)
+            .set_trace_header(entry.trace_header.clone())
+            .build()
+    }
 }
 
 #[async_trait]
 impl Bus for EventBridgeBus {
     async fn put_events(&self, entries: &[Entry]) -> Result<Vec<EntryResult>, BusError> {
-        let request: Vec<PutEventsRequestEntry> = entries
-            .iter()
-            .map(|e| {
-                PutEventsRequestEntry::builder()
-                    .event_bus_name(&self.bus_name)
-                    .source(&e.source)
-                    .detail_type(&e.detail_type)
-                    .detail(&e.detail)
-                    .build()
-            })
-            .collect();
+        let request: Vec<PutEventsRequestEntry> =
+            entries.iter().map(|e| self.request_entry(e)).collect();
         let output = self
             .client
             .put_events()

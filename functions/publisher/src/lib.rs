@@ -18,7 +18,9 @@
 //!    events and are ignored (the event source mapping's filter already
 //!    keeps them out on AWS).
 //! 2. Each event becomes an [`Entry`]: `Source` = `storefront.{aggregateType}`,
-//!    `DetailType` = eventType, `Detail` = the envelope as JSON.
+//!    `DetailType` = eventType, `Detail` = the envelope as JSON, and
+//!    `TraceHeader` = the invocation's X-Ray trace header, so a trace runs
+//!    from the publisher through the bus to the handlers.
 //! 3. Entries go to the [`Bus`] in calls of at most 10 entries and 256 KB;
 //!    entries the bus refuses for a reason that may pass (throttling, an
 //!    internal failure), and calls that fail whole, are retried with
@@ -61,7 +63,7 @@ pub use bus::{
 /// `Default`: there is no bus to assume.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// What every function gets (`SNAPSHOT_EVERY`, `RUST_LOG`).
+    /// What every function gets (`SNAPSHOT_EVERY`, the log level and format).
     pub globals: Globals,
     /// `EVENT_BUS_NAME` (required): the bus every event is put on. Only the
     /// publisher reads it, so template.yaml sets it on this function alone.
@@ -220,17 +222,42 @@ impl<B: Bus> Publisher<B> {
         &self.bus
     }
 
-    /// Publishes a batch and answers Lambda with the first failed record, if any.
+    /// Publishes a batch and answers Lambda with the first failed record,
+    /// if any (entries without a trace header: the local runtime).
     pub async fn handle(&self, event: StreamEvent) -> DynamoDbEventResponse {
-        self.publish(&event.records).await.response()
+        self.handle_traced(event, None).await
     }
 
-    /// Publishes a batch of stream records and says what happened to each.
+    /// [`Publisher::handle`] for a Lambda invocation: `trace_header` is its
+    /// X-Ray trace header (the context's `xray_trace_id`), put on every
+    /// entry as its `TraceHeader`.
+    pub async fn handle_traced(
+        &self,
+        event: StreamEvent,
+        trace_header: Option<&str>,
+    ) -> DynamoDbEventResponse {
+        self.publish_traced(&event.records, trace_header)
+            .await
+            .response()
+    }
+
+    /// Publishes a batch of stream records and says what happened to each
+    /// (entries without a trace header: republishing, the local runtime).
     pub async fn publish(&self, records: &[EventRecord]) -> Report {
+        self.publish_traced(records, None).await
+    }
+
+    /// [`Publisher::publish`], every entry carrying `trace_header` as its
+    /// `TraceHeader`.
+    pub async fn publish_traced(
+        &self,
+        records: &[EventRecord],
+        trace_header: Option<&str>,
+    ) -> Report {
         let mut report = Report::default();
         let mut pending = Vec::with_capacity(records.len());
         for (index, record) in records.iter().enumerate() {
-            match prepare(index, record) {
+            match prepare(index, record, trace_header) {
                 Ok(None) => report.ignored += 1,
                 Ok(Some(p)) => pending.push(p),
                 Err(e) => report.failed.push((index, e)),
@@ -371,7 +398,11 @@ impl<B: Bus> Publisher<B> {
 }
 
 /// The entry for a record, `None` if the record is not an event insert.
-fn prepare(index: usize, record: &EventRecord) -> Result<Option<Pending>, RecordError> {
+fn prepare(
+    index: usize,
+    record: &EventRecord,
+    trace_header: Option<&str>,
+) -> Result<Option<Pending>, RecordError> {
     if record.event_name != "INSERT" || !record.change.new_image.contains_key("eventType") {
         return Ok(None);
     }
@@ -379,7 +410,7 @@ fn prepare(index: usize, record: &EventRecord) -> Result<Option<Pending>, Record
     let envelope: EventEnvelope = storefront_store::dynamodb::item_to_event(&item)?;
     Ok(Some(Pending {
         index,
-        entry: Entry::from_envelope(&envelope)?,
+        entry: Entry::from_envelope(&envelope)?.traced(trace_header),
         event_id: envelope.event_id,
         correlation_id: envelope.correlation_id,
     }))

@@ -34,7 +34,13 @@ async fn run(config: &Config) -> Result<(), lambda_runtime::Error> {
     metrics_cloudwatch_embedded::lambda::handler::run(
         metrics,
         move |event: LambdaEvent<Event>| async move {
-            Ok::<_, lambda_runtime::Error>(publisher.handle(event.payload).await)
+            // The context's copy of the trace header rather than
+            // _X_AMZN_TRACE_ID: the runtime leaves that variable unset when
+            // it runs invocations concurrently.
+            let trace_header = event.context.xray_trace_id.as_deref();
+            Ok::<_, lambda_runtime::Error>(
+                publisher.handle_traced(event.payload, trace_header).await,
+            )
         },
     )
     .await

@@ -173,8 +173,59 @@ fn entry_from_envelope() {
         source: "s".into(),
         detail_type: "t".into(),
         detail: "é".into(),
+        trace_header: None,
     };
     assert_eq!(wide.size(), 4);
+    // The trace header is not part of the size EventBridge counts.
+    assert_eq!(wide.clone().traced(Some(TRACE)).size(), 4);
+}
+
+/// The X-Ray trace header of a Lambda invocation, as the context gives it.
+const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+/// The invocation's trace header goes on every entry of the batch, in every
+/// call; without one (republish, the local runtime) entries carry none.
+#[tokio::test]
+async fn every_entry_carries_the_invocation_trace_header() {
+    let publisher = Publisher::new(FakeBus::default()).with_retry(no_wait());
+    let response = publisher
+        .handle_traced(batch(records(12)), Some(TRACE))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let calls = publisher.bus().calls();
+    assert_eq!(calls.len(), 2);
+    for entry in calls.concat() {
+        assert_eq!(entry.trace_header.as_deref(), Some(TRACE));
+    }
+
+    let untraced = Publisher::new(FakeBus::default()).with_retry(no_wait());
+    untraced.publish(&records(2)).await;
+    assert!(
+        untraced
+            .bus()
+            .calls()
+            .concat()
+            .iter()
+            .all(|e| e.trace_header.is_none())
+    );
+}
+
+/// The EventBridge adapter sends an entry's trace header as the request
+/// entry's `TraceHeader` (moto does not keep it, so the request entry the
+/// adapter builds is what is checked), next to the bus, source, detail-type
+/// and detail.
+#[test]
+fn the_request_entry_carries_the_trace_header() {
+    let sdk = storefront_runtime::aws::local_config("http://127.0.0.1:9");
+    let bus = EventBridgeBus::new(storefront_runtime::aws::eventbridge(&sdk), "storefront-dev");
+    let entry = Entry::from_envelope(&envelope(1, 3)).expect("entry");
+    let traced = bus.request_entry(&entry.clone().traced(Some(TRACE)));
+    assert_eq!(traced.trace_header(), Some(TRACE));
+    assert_eq!(traced.event_bus_name(), Some("storefront-dev"));
+    assert_eq!(traced.source(), Some("storefront.cart"));
+    assert_eq!(traced.detail_type(), Some("cart.item.added"));
+    assert_eq!(traced.detail(), Some(entry.detail.as_str()));
+    assert_eq!(bus.request_entry(&entry).trace_header(), None);
 }
 
 /// A batch of 25 events goes out in calls of 10, 10 and 5, in stream order,
@@ -213,6 +264,7 @@ fn byte_limit_boundary() {
             source: "s".into(),
             detail_type: "t".into(),
             detail: "d".repeat(detail_len),
+            trace_header: None,
         },
         event_id: format!("e{index}"),
         correlation_id: "c".into(),

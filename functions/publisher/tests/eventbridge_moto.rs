@@ -244,9 +244,14 @@ fn check_received(received: &[serde_json::Value]) -> BTreeMap<String, EventEnvel
     by_id
 }
 
+/// An X-Ray trace header as Lambda gives an invocation.
+const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
 /// 23 events (three PutEvents calls) from three aggregates all reach the
 /// queue through the rule, each with the right source and detail-type, and
-/// a detail that is the same envelope with its checksum intact.
+/// a detail that is the same envelope with its checksum intact. The entries
+/// carry the invocation's `TraceHeader` (moto accepts it but does not keep
+/// it; the unit tests check the request entry).
 #[tokio::test]
 async fn every_event_reaches_the_rule_target() {
     let wiring = wire("all").await;
@@ -254,7 +259,7 @@ async fn every_event_reaches_the_rule_target() {
     let sent: Vec<EventEnvelope> = (1..=23).map(|n| envelope(&run, n, 8)).collect();
     let response = wiring
         .publisher()
-        .handle(batch(sent.iter().map(record).collect()))
+        .handle_traced(batch(sent.iter().map(record).collect()), Some(TRACE))
         .await;
     assert!(
         response.batch_item_failures.is_empty(),

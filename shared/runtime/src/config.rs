@@ -2,7 +2,10 @@
 //!
 //! A [`Config`] remembers the name of every variable read through it
 //! ([`Config::read_names`]), so a test can hold what a function reads against
-//! what template.yaml gives it.
+//! what template.yaml gives it. An operator's override (a variable no
+//! template sets, such as `RUST_LOG`, added by hand to debug a function) is
+//! read through [`Config::operator_override`] and recorded apart
+//! ([`Config::override_names`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,6 +42,7 @@ pub enum ConfigError {
 pub struct Config {
     vars: HashMap<String, String>,
     read: Arc<Mutex<BTreeSet<String>>>,
+    overrides: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl PartialEq for Config {
@@ -74,6 +78,7 @@ impl Config {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             read: Arc::default(),
+            overrides: Arc::default(),
         }
     }
 
@@ -84,6 +89,32 @@ impl Config {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The names of the operator overrides read so far (see
+    /// [`Config::operator_override`]), whether they were set or not.
+    pub fn override_names(&self) -> BTreeSet<String> {
+        self.overrides
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A variable no template sets, which an operator may add to a
+    /// function's environment by hand to change how it runs while debugging
+    /// (`RUST_LOG`). Recorded in [`Config::override_names`], not in
+    /// [`Config::read_names`]: what a function reads from its template is
+    /// held against the template both ways, and an override is by
+    /// definition absent from it.
+    pub fn operator_override(&self, name: &str) -> Option<&str> {
+        self.overrides
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned());
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// A variable's value (empty counts as unset), recording that it was read.
@@ -189,6 +220,7 @@ mod tests {
         clone.tables().expect("tables");
         let _ = c.required("SENDER_EMAIL");
         let _ = c.optional("RUST_LOG");
+        let _ = c.operator_override("RUST_LOG_STYLE");
         let _ = c.number("LOW_STOCK_THRESHOLD", 5);
         let _ = c.bus_name();
         let _ = c.snapshot_every();
@@ -209,6 +241,11 @@ mod tests {
         .collect();
         assert_eq!(c.read_names(), expected);
         assert_eq!(clone.read_names(), expected);
+        assert_eq!(
+            clone.override_names().into_iter().collect::<Vec<_>>(),
+            ["RUST_LOG_STYLE"],
+            "overrides are recorded apart, and shared by clones"
+        );
 
         let fresh =
             Config::from_pairs([("EVENTS_TABLE", "e"), ("STATE_TABLE", "s"), ("UNREAD", "u")]);

@@ -8,9 +8,11 @@
 //!   function; each function crate's `Settings` holds them next to its own.
 //! - [`aws`]: the AWS SDK configuration and clients, built once per cold
 //!   start; an endpoint override for moto and the local runtime's AWS mode.
-//! - [`telemetry`]: JSON logs through `tracing` (no ANSI, no timestamps:
-//!   CloudWatch adds them) and EMF metrics in namespace `Storefront` through
-//!   `metrics_cloudwatch_embedded`, with a cold-start metric.
+//! - [`telemetry`]: logs through `tracing` in the format and at the level
+//!   of the function's `LoggingConfig` (flat JSON lines that each carry the
+//!   invocation's request and X-Ray trace ids; no ANSI), and EMF metrics in
+//!   namespace `Storefront` through `metrics_cloudwatch_embedded`, with a
+//!   cold-start metric.
 //! - [`sqs`]: the SQS batch runner with partial batch failures
 //!   (`ReportBatchItemFailures`): a failing record never fails the others.
 //! - [`handler`]: the [`handler::EventHandler`] trait and the exactly-once

@@ -80,7 +80,11 @@ pub struct Function {
     pub code_uri: String,
     /// Timeout in seconds (own or global).
     pub timeout: u64,
-    /// Environment, globals merged in.
+    /// Environment, globals merged in, and the variables Lambda itself
+    /// derives from the function's `LoggingConfig` (globals merged in the
+    /// same way): with `LogFormat: JSON`, `AWS_LAMBDA_LOG_FORMAT` and
+    /// `AWS_LAMBDA_LOG_LEVEL` (its `ApplicationLogLevel`, INFO when unset),
+    /// so every runtime gives a function what Lambda would.
     pub environment: BTreeMap<String, EnvValue>,
     /// SQS sources.
     pub sqs: Vec<SqsSource>,
@@ -309,6 +313,14 @@ impl Template {
         Ok(t)
     }
 
+    /// A parameter's `Default`, as text (`!Ref Parameter` where nothing
+    /// overrides it).
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        self.raw
+            .pointer(&format!("/Parameters/{name}/Default"))
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+    }
+
     /// The function built from a cargo binary.
     pub fn function_by_binary(&self, binary: &str) -> Option<&Function> {
         self.functions.values().find(|f| f.binary == binary)
@@ -345,6 +357,7 @@ fn function(
             }
         }
     }
+    environment.extend(logging_environment(globals, props));
     let mut f = Function {
         logical_id: id.to_owned(),
         binary,
@@ -423,6 +436,36 @@ fn function(
     Ok(f)
 }
 
+/// The variables Lambda sets from a function's `LoggingConfig` (SAM merges
+/// the globals' map with the function's, the function's keys winning).
+/// Lambda documents both for runtimes that log on their own: the log format,
+/// and with JSON the application log level (its default is INFO).
+fn logging_environment(
+    globals: &serde_json::Value,
+    props: &serde_json::Value,
+) -> BTreeMap<String, EnvValue> {
+    let setting = |key: &str| {
+        props
+            .pointer(&format!("/LoggingConfig/{key}"))
+            .or_else(|| globals.pointer(&format!("/LoggingConfig/{key}")))
+    };
+    let mut environment = BTreeMap::new();
+    let json = setting("LogFormat").and_then(|v| v.as_str()) == Some("JSON");
+    if json {
+        environment.insert(
+            "AWS_LAMBDA_LOG_FORMAT".to_owned(),
+            EnvValue::Literal("JSON".into()),
+        );
+        environment.insert(
+            "AWS_LAMBDA_LOG_LEVEL".to_owned(),
+            setting("ApplicationLogLevel")
+                .map(env_value)
+                .unwrap_or_else(|| EnvValue::Literal("INFO".into())),
+        );
+    }
+    environment
+}
+
 /// Parses `rate(N unit)` into seconds (`cron(...)` is not supported locally).
 pub fn rate_seconds(expression: &str) -> Option<u64> {
     let inner = expression.strip_prefix("rate(")?.strip_suffix(')')?;
@@ -443,9 +486,16 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str = r#"
+Parameters:
+  LogLevel:
+    Type: String
+    Default: WARN
 Globals:
   Function:
     Timeout: 10
+    LoggingConfig:
+      LogFormat: JSON
+      ApplicationLogLevel: !Ref LogLevel
     Environment:
       Variables:
         EVENTS_TABLE: !Ref EventsTable
@@ -514,6 +564,16 @@ Resources:
         );
         assert_eq!(f.environment["LIMIT"], EnvValue::Literal("5".into()));
         assert_eq!(
+            f.environment["AWS_LAMBDA_LOG_FORMAT"],
+            EnvValue::Literal("JSON".into())
+        );
+        assert_eq!(
+            f.environment["AWS_LAMBDA_LOG_LEVEL"],
+            EnvValue::Ref("LogLevel".into())
+        );
+        assert_eq!(t.parameter_default("LogLevel").as_deref(), Some("WARN"));
+        assert_eq!(t.parameter_default("Nope"), None);
+        assert_eq!(
             f.sqs,
             vec![SqsSource {
                 queue: "Q".into(),
@@ -528,6 +588,58 @@ Resources:
         assert_eq!(t.rules["R"].targets, vec!["Q"]);
         assert_eq!(t.rules["R"].pattern["detail-type"][0], "order.created");
         assert_eq!(t.rules_for_queue("Q").len(), 1);
+    }
+
+    /// LoggingConfig becomes the variables Lambda derives from it: the
+    /// function's keys win over the globals' (a LogGroup of its own keeps
+    /// the global format and level), JSON without a level is INFO, and Text
+    /// (or no LoggingConfig) gives neither variable.
+    #[test]
+    fn logging_config_becomes_lambda_variables() {
+        let template = |function_logging: &str| {
+            Template::parse(&format!(
+                r#"
+Globals:
+  Function:
+    LoggingConfig:
+      LogFormat: JSON
+      ApplicationLogLevel: WARN
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: storefront-x
+    Properties:
+      LoggingConfig:
+{function_logging}
+"#
+            ))
+            .expect("parse")
+        };
+        let env = |t: &Template, name: &str| t.functions["F"].environment.get(name).cloned();
+        let own_group = template("        LogGroup: !Ref G");
+        assert_eq!(
+            env(&own_group, "AWS_LAMBDA_LOG_LEVEL"),
+            Some(EnvValue::Literal("WARN".into()))
+        );
+        let own_level = template("        ApplicationLogLevel: DEBUG");
+        assert_eq!(
+            env(&own_level, "AWS_LAMBDA_LOG_LEVEL"),
+            Some(EnvValue::Literal("DEBUG".into()))
+        );
+        let text = template("        LogFormat: Text");
+        assert_eq!(env(&text, "AWS_LAMBDA_LOG_FORMAT"), None);
+        assert_eq!(env(&text, "AWS_LAMBDA_LOG_LEVEL"), None);
+
+        let bare = Template::parse(
+            "Globals:\n  Function:\n    LoggingConfig:\n      LogFormat: JSON\nResources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildProperties:\n        Binary: storefront-x\n",
+        )
+        .expect("parse");
+        assert_eq!(
+            env(&bare, "AWS_LAMBDA_LOG_LEVEL"),
+            Some(EnvValue::Literal("INFO".into()))
+        );
     }
 
     /// Schedules parse to seconds.

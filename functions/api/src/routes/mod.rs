@@ -2,16 +2,19 @@
 //! decider through [`crate::commands::execute`], answer with a view.
 //!
 //! The helpers every route shares are here; the routes are grouped by
-//! resource: [`users`], [`products`], [`cart`], [`orders`], [`admin`].
+//! resource: [`users`], [`products`], [`cart`], [`orders`], [`admin`], and
+//! the API's own description, [`docs`].
 
 mod admin;
 mod cart;
+pub mod docs;
 mod orders;
 mod products;
 mod users;
 
 pub use admin::*;
 pub use cart::*;
+pub use docs::{openapi_document, reference_page};
 pub use orders::*;
 pub use products::*;
 pub use users::*;

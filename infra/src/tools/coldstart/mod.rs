@@ -212,9 +212,14 @@ fn emulator(shared: Shared) -> Router {
 }
 
 /// The environment Lambda gives a `provided.al2023` function, plus the
-/// function's own variables from the template (references filled with
-/// placeholders: nothing is called for real).
-fn lambda_env(name: &str, port: u16, function: Option<&Function>) -> Vec<(String, String)> {
+/// function's own variables from the template (parameters at their
+/// defaults, resources filled with placeholders: nothing is called for real).
+fn lambda_env(
+    name: &str,
+    port: u16,
+    template: &Template,
+    function: Option<&Function>,
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}")),
         ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
@@ -246,8 +251,10 @@ fn lambda_env(name: &str, port: u16, function: Option<&Function>) -> Vec<(String
         for (k, v) in &f.environment {
             let value = match v {
                 storefront_template::EnvValue::Literal(s) => s.clone(),
-                storefront_template::EnvValue::Ref(r)
-                | storefront_template::EnvValue::GetAtt(r, _) => format!("bench-{r}"),
+                storefront_template::EnvValue::Ref(r) => template
+                    .parameter_default(r)
+                    .unwrap_or_else(|| format!("bench-{r}")),
+                storefront_template::EnvValue::GetAtt(r, _) => format!("bench-{r}"),
                 storefront_template::EnvValue::Sub(s) => s.replace("${", "bench-").replace('}', ""),
             };
             env.push((k.clone(), value));
@@ -447,7 +454,7 @@ async fn measure_all(
         let function = template.function_by_binary(name);
         let (event_name, event) = event_for(template, function)?;
         let event = event.to_string().into_bytes();
-        let mut env = lambda_env(name, port, function);
+        let mut env = lambda_env(name, port, template, function);
         env.extend(extra.iter().cloned());
         let mut samples = Vec::with_capacity(args.spawns);
         for _ in 0..args.spawns {
@@ -540,6 +547,32 @@ mod tests {
             assert!(!name.is_empty() && event.is_object(), "{}", f.binary);
             if !f.sqs.is_empty() {
                 assert!(name.starts_with("SQS batch of 1"), "{}: {name}", f.binary);
+            }
+        }
+    }
+
+    /// The environment the harness spawns each function with is one its
+    /// settings accept (a parameter such as LogLevel at its default, not a
+    /// placeholder), and it carries the function's LoggingConfig as Lambda
+    /// passes it.
+    #[test]
+    fn spawn_environments_are_accepted_by_the_functions() {
+        use crate::service::registry::{Dependencies, Notify, constructor};
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let template = Template::load(&path).expect("template");
+        let store = storefront_store::sqlite::SqliteStore::open_in_memory().expect("store");
+        let dependencies = Dependencies {
+            stores: storefront_runtime::Stores::from(store),
+            notify: Notify::Outbox,
+        };
+        for f in template.functions.values() {
+            let env = lambda_env(&f.binary, 9, &template, Some(f));
+            let value = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+            assert_eq!(value("AWS_LAMBDA_LOG_FORMAT"), Some("JSON"), "{}", f.binary);
+            assert_eq!(value("AWS_LAMBDA_LOG_LEVEL"), Some("INFO"), "{}", f.binary);
+            let build = constructor(&f.binary).expect("registered");
+            if let Err(e) = build(&storefront_runtime::Config::from_pairs(env), &dependencies) {
+                panic!("{}: {e}", f.binary);
             }
         }
     }
