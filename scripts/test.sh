@@ -4,9 +4,12 @@
 #      scripts/requirements-test.txt (moto server, cfn-lint, SAM CLI),
 #   2. starts moto on 127.0.0.1 on a free port,
 #   3. lints template.yaml with cfn-lint and `sam validate --lint`, offline,
-#   4. runs cargo fmt --check, clippy -D warnings and every test in the workspace,
-#      with the AWS suites pointed at moto,
-#   5. stops moto, whether the tests passed or not.
+#   4. runs cargo fmt --check and clippy -D warnings,
+#   5. builds every function with `sam build` for x86_64 (the zip contents a
+#      deploy uploads) into target/sam/build,
+#   6. runs every test in the workspace, with the AWS suites pointed at moto
+#      and the deploy rehearsal at the built binaries,
+#   7. stops moto, whether the tests passed or not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -91,6 +94,19 @@ cargo fmt --all --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "sam build (x86_64): every function's bootstrap, as a deploy uploads it"
+# The template defaults to arm64 (Graviton); this machine builds x86_64 only.
+# cargo-lambda (from the venv) compiles with `--release`, into target/.
+sam_started=$(date +%s)
+env PATH="$PWD/$VENV/bin:$PATH" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+  AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+  SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR="$PWD/target/sam-cli" \
+  "$VENV/bin/sam" build --template-file template.yaml --build-dir target/sam/build \
+  --parameter-overrides Architecture=x86_64
+echo "sam build took $(( $(date +%s) - sam_started )) s"
+# The rehearsal suite (infra/tests/rehearsal.rs) runs these binaries on moto.
+export STOREFRONT_ARTIFACTS="$PWD/target/sam/build"
 
 step "cargo test --workspace"
 cargo test --workspace

@@ -15,9 +15,11 @@
 
 pub mod deployment;
 pub mod dlq;
+pub mod rehearsal;
 pub mod sqs;
 pub mod streams;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,10 +35,13 @@ use storefront_template::{EnvValue, Template};
 
 use crate::auth::DevKeys;
 use crate::error::RuntimeError;
-use crate::service::Service;
+use crate::service::function::HandlerFunction;
 use crate::service::registry::{Dependencies, Notify, Wiring, function_config, wire};
+use crate::service::runtime_api::ProcessFunction;
+use crate::service::stream_mapping::StreamFunction;
 use crate::service::stream_mapping::StreamMapping;
 use crate::service::worker::Worker;
+use crate::service::{Service, Sweep};
 use deployment::{Deployment, queue_arn, queue_url};
 use sqs::SqsQueue;
 use streams::StreamsReader;
@@ -61,7 +66,15 @@ pub struct AwsOptions {
     /// Shorten a failed message's visibility to this backoff (doubling per
     /// receive) instead of leaving it for the queue's visibility timeout.
     pub retry_base: Option<Duration>,
+    /// Run the functions as the built binaries in this folder (`sam build`'s
+    /// `.aws-sam/build`) instead of their library code: see [`rehearsal`].
+    pub artifacts: Option<PathBuf>,
 }
+
+/// Instances of the API function in a rehearsal, to serve concurrent
+/// requests; every other function is invoked by one poller (its queue's
+/// worker, the stream mapping, the schedule) and has one.
+const REHEARSAL_API_INSTANCES: usize = 4;
 
 /// The first pause before a failed stream batch is retried, without `--retry-base`.
 const STREAM_RETRY_BASE: Duration = Duration::from_millis(200);
@@ -86,6 +99,56 @@ pub struct AwsRuntime {
     pub keys: DevKeys,
     /// The options.
     pub options: AwsOptions,
+    /// The built binaries, when the runtime runs them (`--artifacts`).
+    pub rehearsal: Option<Rehearsal>,
+}
+
+/// The functions' built binaries, running (a deploy rehearsal).
+pub struct Rehearsal {
+    /// Each function's process, by logical id.
+    pub functions: BTreeMap<String, Arc<ProcessFunction>>,
+    /// The API function's.
+    pub api: Arc<ProcessFunction>,
+    /// The sweeper's, if the template has one.
+    pub sweeper: Option<Arc<ProcessFunction>>,
+}
+
+impl Rehearsal {
+    /// Starts every function of `template` from `artifacts`.
+    pub async fn start(
+        sdk: &SdkConfig,
+        template: &Template,
+        deployment: &Deployment,
+        artifacts: &std::path::Path,
+        endpoint: Option<&str>,
+    ) -> Result<Rehearsal, RuntimeError> {
+        if deployment.stack.is_none() {
+            return Err(RuntimeError::Deployment(
+                "--artifacts needs --stack: the functions' environment is read from the deployed stack".into(),
+            ));
+        }
+        let mut functions = BTreeMap::new();
+        for f in template.functions.values() {
+            let instances = if f.http { REHEARSAL_API_INSTANCES } else { 1 };
+            let process =
+                rehearsal::start(sdk, deployment, f, artifacts, endpoint, instances).await?;
+            functions.insert(f.logical_id.clone(), process);
+        }
+        let by_binary = |binary: &str| {
+            template
+                .function_by_binary(binary)
+                .and_then(|f| functions.get(&f.logical_id).cloned())
+        };
+        let api = by_binary("storefront-api").ok_or_else(|| {
+            RuntimeError::Wiring("no function is built from storefront-api".into())
+        })?;
+        let sweeper = by_binary("storefront-cart-sweeper");
+        Ok(Rehearsal {
+            functions,
+            api,
+            sweeper,
+        })
+    }
 }
 
 impl AwsRuntime {
@@ -127,10 +190,33 @@ impl AwsRuntime {
             },
         )?);
 
+        let rehearsal = match &options.artifacts {
+            Some(dir) => Some(
+                Rehearsal::start(
+                    &sdk,
+                    &template,
+                    &deployment,
+                    dir,
+                    options.endpoint.as_deref(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let faults = Arc::default();
         let mut workers = Vec::new();
         for f in &wiring.handlers {
+            let f = match rehearsal
+                .as_ref()
+                .and_then(|r| r.functions.get(&f.function))
+            {
+                Some(process) => Arc::new(HandlerFunction {
+                    process: Some(process.clone()),
+                    ..(**f).clone()
+                }),
+                None => f.clone(),
+            };
             let url = queue_url(&sqs, &template, &deployment, &f.queue).await?;
             let arn = queue_arn(&sqs, &url).await?;
             let dlq = match &f.redrive {
@@ -138,7 +224,7 @@ impl AwsRuntime {
                 None => None,
             };
             workers.push(Worker {
-                function: f.clone(),
+                function: f,
                 source: Arc::new(SqsQueue::new(
                     sqs.clone(),
                     url,
@@ -185,10 +271,16 @@ impl AwsRuntime {
             on_failure.clone(),
             checkpoint,
         )?;
-        let target = Publisher::new(EventBridgeBus::new(
-            storefront_runtime::aws::eventbridge(&sdk),
-            publisher.settings.event_bus_name.clone(),
-        ));
+        let target: Arc<dyn StreamFunction> = match rehearsal
+            .as_ref()
+            .and_then(|r| r.functions.get(&publisher.function.logical_id))
+        {
+            Some(process) => process.clone(),
+            None => Arc::new(Publisher::new(EventBridgeBus::new(
+                storefront_runtime::aws::eventbridge(&sdk),
+                publisher.settings.event_bus_name.clone(),
+            ))),
+        };
         let mut stream = StreamMapping::new(
             &publisher.function,
             deployment
@@ -198,13 +290,18 @@ impl AwsRuntime {
             publisher.source.clone(),
             options.retry_base.unwrap_or(STREAM_RETRY_BASE),
             Arc::new(reader),
-            Arc::new(target),
+            target,
         )?;
         stream.idle = (Duration::from_millis(10), Duration::from_millis(100));
         let service = Arc::new(Service {
             workers,
             stream: Arc::new(stream),
-            sweeper: wiring.sweeper.clone(),
+            sweeper: match (&wiring.sweeper, &rehearsal) {
+                (Some((_, every)), Some(r)) => {
+                    r.sweeper.clone().map(|p| (Sweep::Process(p), *every))
+                }
+                (sweeper, _) => sweeper.clone(),
+            },
             faults,
         });
         Ok(AwsRuntime {
@@ -217,15 +314,19 @@ impl AwsRuntime {
             publisher_dlq: on_failure,
             keys,
             options,
+            rehearsal,
         })
     }
 
     /// The HTTP app: the API on DynamoDB behind the dev-token layer, plus `/_local` tooling routes.
     pub fn http(&self) -> Router {
-        let api = storefront_api::app(AppState::dynamo(
-            self.store.clone(),
-            self.wiring.api.settings.clone(),
-        ));
+        let api = match &self.rehearsal {
+            Some(r) => rehearsal::api_router(r.api.clone()),
+            None => storefront_api::app(AppState::dynamo(
+                self.store.clone(),
+                self.wiring.api.settings.clone(),
+            )),
+        };
         crate::runtime::http(api, &self.keys, &self.service)
     }
 
@@ -254,6 +355,14 @@ impl AwsRuntime {
             addr,
             &self.wiring.api.function,
         ));
+        if let (Some(r), Some(dir)) = (&self.rehearsal, &self.options.artifacts) {
+            out.push_str(&format!(
+                "  rehearsal {} functions run as built binaries from {} under a Runtime API ({} instances of the API)\n",
+                r.functions.len(),
+                dir.display(),
+                REHEARSAL_API_INSTANCES
+            ));
+        }
         let stream = &self.service.stream;
         out.push_str(&format!(
             "  stream    {} → {} (batch {}, bisect {}, retries {}, filters {})\n",

@@ -239,6 +239,12 @@ pub struct DevArgs {
     /// Embedded, or (`--aws`, playing only the Lambda service) a deployed stack.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// With `--aws --stack`: run the functions as the binaries `sam build`
+    /// made (`DIR/{Function}/bootstrap`, e.g. `.aws-sam/build`) under a
+    /// Lambda Runtime API, with the environment each has in the deployed
+    /// stack: a rehearsal of the deploy, before it happens.
+    #[arg(long, value_name = "DIR", requires = "aws")]
+    pub artifacts: Option<PathBuf>,
 }
 
 impl Default for DevArgs {
@@ -250,6 +256,7 @@ impl Default for DevArgs {
             sweep_every: None,
             retry_base: None,
             target: TargetArgs::default(),
+            artifacts: None,
         }
     }
 }
@@ -348,6 +355,7 @@ fn aws_options(cli: &Cli, dev: &DevArgs) -> AwsOptions {
         stage: dev.target.stage.clone(),
         sweep_every: dev.sweep_every.map(Into::into),
         retry_base: dev.retry_base.map(Into::into),
+        artifacts: dev.artifacts.clone(),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod backoff;
 pub mod control;
 pub mod function;
 pub mod registry;
+pub mod runtime_api;
 pub mod stream_mapping;
 pub mod worker;
 
@@ -119,7 +120,7 @@ pub struct Service {
     /// The publisher's stream mapping.
     pub stream: Arc<StreamMapping>,
     /// The sweeper and how often its schedule fires.
-    pub sweeper: Option<(Arc<storefront_cart_sweeper::Sweeper>, Duration)>,
+    pub sweeper: Option<(Sweep, Duration)>,
     /// The fault switch the workers honour.
     pub faults: Faults,
 }
@@ -194,8 +195,17 @@ impl Control for Service {
     }
 }
 
+/// What the sweeper's schedule invokes.
+#[derive(Clone)]
+pub enum Sweep {
+    /// The sweeper's library code, in process.
+    Library(Arc<storefront_cart_sweeper::Sweeper>),
+    /// Its built `bootstrap` under the Runtime API (`--artifacts`).
+    Process(Arc<runtime_api::ProcessFunction>),
+}
+
 /// Runs `sweeper` every `every`, as its schedule rule would, forever.
-pub async fn run_sweeper(sweeper: &storefront_cart_sweeper::Sweeper, every: Duration) {
+pub async fn run_sweeper(sweeper: &Sweep, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
     loop {
@@ -204,11 +214,40 @@ pub async fn run_sweeper(sweeper: &storefront_cart_sweeper::Sweeper, every: Dura
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        match sweeper.sweep(now).await {
-            Ok(report) => tracing::info!(?report, "sweep done"),
-            Err(e) => tracing::warn!(error = %e, "sweep failed; next tick retries"),
+        match sweeper {
+            Sweep::Library(sweeper) => match sweeper.sweep(now).await {
+                Ok(report) => tracing::info!(?report, "sweep done"),
+                Err(e) => tracing::warn!(error = %e, "sweep failed; next tick retries"),
+            },
+            Sweep::Process(process) => {
+                let event = scheduled_event(now);
+                match process.invoke(event.to_string().as_bytes()).await {
+                    Ok(report) => tracing::info!(
+                        report = %String::from_utf8_lossy(&report),
+                        "sweep done"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "sweep failed; next tick retries"),
+                }
+            }
         }
     }
+}
+
+/// The event an EventBridge schedule rule sends its target.
+fn scheduled_event(now: u64) -> serde_json::Value {
+    let time = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(now))
+        .to_string();
+    serde_json::json!({
+        "version": "0",
+        "id": format!("schedule-{now}"),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": time,
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {}
+    })
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops the

@@ -164,7 +164,7 @@ pub struct Wiring {
     /// The handlers with their queues.
     pub handlers: Vec<Arc<HandlerFunction>>,
     /// The sweeper and how often its schedule fires.
-    pub sweeper: Option<(Arc<storefront_cart_sweeper::Sweeper>, Duration)>,
+    pub sweeper: Option<(super::Sweep, Duration)>,
     /// The publisher and its stream source.
     pub publisher: PublisherFunction,
 }
@@ -226,7 +226,7 @@ pub fn wire(
                     }
                     (None, None) => return Err(wiring("no schedule".into())),
                 };
-                sweeper = Some((Arc::new(s), every));
+                sweeper = Some((super::Sweep::Library(Arc::new(s)), every));
             }
             Built::Handler(handler) => {
                 let source = f
@@ -253,6 +253,7 @@ pub fn wire(
                         .map(|r| r.logical_id.clone())
                         .collect(),
                     handler,
+                    process: None,
                 }));
             }
         }

@@ -61,13 +61,31 @@ pub trait StreamReader: Send + Sync {
 #[async_trait]
 pub trait StreamFunction: Send + Sync {
     /// One invocation; the response names the first failed record, if any.
-    async fn invoke(&self, event: StreamEvent) -> DynamoDbEventResponse;
+    async fn invoke(&self, event: StreamEvent) -> Result<DynamoDbEventResponse, InvokeError>;
 }
 
 #[async_trait]
 impl<B: Bus + Send + Sync> StreamFunction for Publisher<B> {
-    async fn invoke(&self, event: StreamEvent) -> DynamoDbEventResponse {
-        self.handle(event).await
+    async fn invoke(&self, event: StreamEvent) -> Result<DynamoDbEventResponse, InvokeError> {
+        Ok(self.handle(event).await)
+    }
+}
+
+/// The publisher's built `bootstrap`: the batch as the stream event Lambda
+/// sends, its answer parsed as Lambda parses it.
+#[async_trait]
+impl StreamFunction for super::runtime_api::ProcessFunction {
+    async fn invoke(&self, event: StreamEvent) -> Result<DynamoDbEventResponse, InvokeError> {
+        let payload =
+            serde_json::to_vec(&event).map_err(|e| InvokeError::Function(e.to_string()))?;
+        let answer = super::runtime_api::ProcessFunction::invoke(self, &payload)
+            .await
+            .map_err(|e| InvokeError::Function(e.to_string()))?;
+        serde_json::from_slice(&answer).map_err(|e| {
+            InvokeError::Function(format!(
+                "Runtime.InvalidResponse: the answer is not a batch response: {e}"
+            ))
+        })
     }
 }
 
@@ -286,7 +304,7 @@ impl StreamMapping {
                 event.records = records;
                 tokio::time::timeout(self.timeout, self.target.invoke(event))
                     .await
-                    .map_err(|_| InvokeError::Timeout(self.timeout))
+                    .map_err(|_| InvokeError::Timeout(self.timeout))?
             })
             .await;
             for failed in given_up {

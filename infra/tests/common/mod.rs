@@ -127,7 +127,17 @@ impl Runtime {
         Runtime::spawn(data, stack.cloned())
     }
 
+    /// `storefront dev --aws` against `stack`, running the functions as the
+    /// binaries `sam build` left in `artifacts` (a deploy rehearsal).
+    pub fn start_rehearsal(data: &Path, stack: &Stack, artifacts: &Path) -> Runtime {
+        Runtime::spawn_with(data, Some(stack.clone()), Some(artifacts))
+    }
+
     fn spawn(data: &Path, aws: Option<Stack>) -> Runtime {
+        Runtime::spawn_with(data, aws, None)
+    }
+
+    fn spawn_with(data: &Path, aws: Option<Stack>, artifacts: Option<&Path>) -> Runtime {
         let mut command = Command::new(env!("CARGO_BIN_EXE_storefront"));
         command.args([
             "dev",
@@ -146,6 +156,9 @@ impl Runtime {
                 "--endpoint",
                 &stack.endpoint,
             ]);
+        }
+        if let Some(artifacts) = artifacts {
+            command.arg("--artifacts").arg(artifacts);
         }
         let mut child = command
             .arg("--data")

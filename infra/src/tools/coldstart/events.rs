@@ -109,7 +109,7 @@ fn bus_event(e: &EventEnvelope) -> Value {
 }
 
 /// A representative first event for a function, and its name.
-pub(super) fn event_for(
+pub fn event_for(
     template: &Template,
     function: Option<&Function>,
 ) -> Result<(String, Value), ColdstartError> {

@@ -33,7 +33,7 @@ use serde::Serialize;
 use serde_json::Value;
 use storefront_template::{Function, Template};
 
-mod events;
+pub mod events;
 
 use events::event_for;
 
@@ -46,6 +46,11 @@ pub struct ColdstartArgs {
     /// Where the release binaries are.
     #[arg(long, default_value = "target/release")]
     pub bin_dir: PathBuf,
+    /// Measure the functions as `sam build` built them: `DIR/{Function}/bootstrap`
+    /// (e.g. `.aws-sam/build`) instead of `--bin-dir/{binary}`; `lambda-hello`
+    /// still comes from --bin-dir.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
     /// Binaries to measure, comma-separated (default: every function of the
     /// template found in --bin-dir). `lambda-hello` is always measured too.
     #[arg(long, value_delimiter = ',')]
@@ -384,6 +389,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// Where the binary of `name` is: `sam build`'s `{artifacts}/{Function}/bootstrap`
+/// with `--artifacts`, else `{bin_dir}/{name}` (always so for `lambda-hello`).
+fn binary_path(args: &ColdstartArgs, template: &Template, name: &str) -> PathBuf {
+    match (&args.artifacts, template.function_by_binary(name)) {
+        (Some(dir), Some(f)) if name != HELLO => dir.join(&f.logical_id).join("bootstrap"),
+        _ => args.bin_dir.join(name),
+    }
+}
+
 /// Runs the harness over hello and the chosen binaries.
 pub async fn run(
     template_path: &Path,
@@ -397,7 +411,7 @@ pub async fn run(
     let mut names = vec![HELLO.to_owned()];
     if args.functions.is_empty() {
         for f in template.functions.values() {
-            if args.bin_dir.join(&f.binary).is_file() {
+            if binary_path(args, &template, &f.binary).is_file() {
                 names.push(f.binary.clone());
             }
         }
@@ -405,11 +419,19 @@ pub async fn run(
         names.extend(args.functions.iter().filter(|f| *f != HELLO).cloned());
     }
     for name in &names {
-        if !args.bin_dir.join(name).is_file() {
-            return Err(ColdstartError::Usage(format!(
-                "no binary {name} in {}; build it with `cargo build --release -p {name}` (or pass --bin-dir)",
-                args.bin_dir.display()
-            )));
+        let path = binary_path(args, &template, name);
+        if !path.is_file() {
+            return Err(ColdstartError::Usage(match &args.artifacts {
+                Some(dir) if name != HELLO => format!(
+                    "no {}; build the functions with `sam build` (add `--parameter-overrides Architecture=x86_64` on x86_64) or fix --artifacts {}",
+                    path.display(),
+                    dir.display()
+                ),
+                _ => format!(
+                    "no binary {name} in {}; build it with `cargo build --release -p {name}` (or pass --bin-dir)",
+                    args.bin_dir.display()
+                ),
+            }));
         }
     }
 
@@ -450,7 +472,7 @@ async fn measure_all(
     let mut results: Vec<BinaryResult> = Vec::new();
     let mut hello_init = f64::NAN;
     for name in names {
-        let binary = args.bin_dir.join(name);
+        let binary = binary_path(args, template, name);
         let function = template.function_by_binary(name);
         let (event_name, event) = event_for(template, function)?;
         let event = event.to_string().into_bytes();
