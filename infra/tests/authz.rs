@@ -237,6 +237,118 @@ async fn authorization_matrix() {
     );
 }
 
+/// Every admin route answers 401 to the anonymous and 403 to a shopper
+/// before it looks at the path, the body or the store: a malformed body
+/// (bad JSON, no content type, a wrong field type), a malformed path
+/// segment or an unknown order gets the same refusal as a good request,
+/// while the admin's same request is refused for what it is (400, 415,
+/// 404), which shows the request was bad.
+#[tokio::test]
+async fn admin_routes_refuse_before_parsing() {
+    // (method, path, body, content type, what the admin gets)
+    let cases: Vec<(&str, &str, &str, Option<&str>, u16)> = vec![
+        (
+            "POST",
+            "/products",
+            "{not json",
+            Some("application/json"),
+            400,
+        ),
+        ("POST", "/products", r#"{"sku": "MUG"}"#, None, 415),
+        (
+            "POST",
+            "/products",
+            r#"{"sku": 7, "name": [], "priceCents": "x"}"#,
+            Some("application/json"),
+            400,
+        ),
+        (
+            "PATCH",
+            "/products/MUG",
+            "{not json",
+            Some("application/json"),
+            400,
+        ),
+        (
+            "PATCH",
+            "/products/bad%20sku!",
+            r#"{"name": "X"}"#,
+            Some("application/json"),
+            400,
+        ),
+        (
+            "POST",
+            "/products/MUG/stock",
+            r#"{"delta": "lots"}"#,
+            Some("application/json"),
+            400,
+        ),
+        (
+            "POST",
+            "/products/MUG/stock",
+            r#"{"delta": 1}"#,
+            Some("text/plain"),
+            415,
+        ),
+        ("DELETE", "/products/bad%20sku!", "", None, 400),
+        (
+            "POST",
+            "/orders/{order}/shipment",
+            "{not json",
+            Some("application/json"),
+            400,
+        ),
+        (
+            "POST",
+            "/orders/no-such-order/shipment",
+            r#"{"carrier": "UPS", "trackingNumber": "1Z"}"#,
+            Some("application/json"),
+            404,
+        ),
+        ("POST", "/orders/no-such-order/delivery", "", None, 404),
+        ("GET", "/admin/streams/not-a-stream/events", "", None, 400),
+    ];
+    let s = shop().await;
+    let shopper = s
+        .keys
+        .issue("alice", false, Some("alice@example.com"), 600)
+        .expect("token");
+    let admin = s
+        .keys
+        .issue("root", true, Some("root@example.com"), 600)
+        .expect("token");
+    let mut failures = Vec::new();
+    for (method, path, body, content_type, for_admin) in cases {
+        let path = path.replace("{order}", &s.order);
+        for (who, token, want) in [
+            ("anonymous", None, 401),
+            ("a shopper", Some(shopper.as_str()), 403),
+            ("the admin", Some(admin.as_str()), for_admin),
+        ] {
+            let mut b = Request::builder().method(method).uri(&path);
+            if let Some(t) = token {
+                b = b.header("authorization", format!("Bearer {t}"));
+            }
+            if let Some(c) = content_type {
+                b = b.header("content-type", c);
+            }
+            let response = s
+                .app
+                .clone()
+                .oneshot(b.body(Body::from(body.to_owned())).expect("request"))
+                .await
+                .expect("infallible");
+            let status = response.status().as_u16();
+            if status != want {
+                failures.push(format!(
+                    "{method} {path} ({body:?}, {content_type:?}) as {who}: {status}, expected {want}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Forged, expired, foreign-audience, foreign-issuer and claim-less tokens, and other schemes, are 401 with a problem body.
 #[tokio::test]
 async fn bad_tokens_are_401() {

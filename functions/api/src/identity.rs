@@ -114,6 +114,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
     }
 }
 
+/// An admin caller. Extracting it answers 401 (no verified claims) or 403
+/// (not in the `admin` group) before the handler's other extractors run:
+/// put it first, and a shopper's malformed path or body is never parsed,
+/// let alone answered with a 400 that tells them more than "no".
+#[derive(Debug, Clone)]
+pub struct Admin(pub Identity);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let identity = Identity::from_request_parts(parts, state).await?;
+        identity.require_admin()?;
+        Ok(Admin(identity))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_groups;

@@ -45,7 +45,7 @@ use storefront_store::{EventStore, StateStore};
 use utoipa::OpenApi;
 
 pub use error::ApiError;
-pub use identity::{Claims, Identity};
+pub use identity::{Admin, Claims, Identity};
 
 /// Everything the API function reads from its environment.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -40,7 +40,7 @@ use crate::commands::{CommandContext, Plan, change, execute, load_aggregate};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Correlation, JsonBody};
 use crate::idempotency::IdempotencyKey;
-use crate::identity::Identity;
+use crate::identity::{Admin, Identity};
 use crate::views::*;
 
 /// A single path parameter; a malformed one is a 400 problem, not axum's plain text.

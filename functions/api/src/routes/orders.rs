@@ -163,13 +163,12 @@ pub async fn cancel(
         (status = 422, body = Problem)))]
 pub async fn ship(
     State(app): State<AppState>,
-    identity: Identity,
+    Admin(identity): Admin,
     correlation: Correlation,
     idem: Option<axum::Extension<IdempotencyKey>>,
     PathParam(raw): PathParam,
     JsonBody(body): JsonBody<Shipment>,
 ) -> Result<Response, ApiError> {
-    identity.require_admin()?;
     let ctx = ctx(&identity, correlation, idem.map(|e| e.0));
     let command = OrderCommand::Ship {
         carrier: body.carrier,
@@ -186,12 +185,11 @@ pub async fn ship(
         (status = 422, body = Problem)))]
 pub async fn deliver(
     State(app): State<AppState>,
-    identity: Identity,
+    Admin(identity): Admin,
     correlation: Correlation,
     idem: Option<axum::Extension<IdempotencyKey>>,
     PathParam(raw): PathParam,
 ) -> Result<Response, ApiError> {
-    identity.require_admin()?;
     let ctx = ctx(&identity, correlation, idem.map(|e| e.0));
     order_command(
         &app,

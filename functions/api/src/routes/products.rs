@@ -42,12 +42,11 @@ pub async fn get_product(
         (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn create_product(
     State(app): State<AppState>,
-    identity: Identity,
+    Admin(identity): Admin,
     correlation: Correlation,
     idem: Option<axum::Extension<IdempotencyKey>>,
     JsonBody(body): JsonBody<CreateProduct>,
 ) -> Result<Response, ApiError> {
-    identity.require_admin()?;
     let sku = sku(&body.sku)?;
     let command = ProductCommand::Create {
         sku: sku.clone(),
@@ -72,13 +71,12 @@ pub async fn create_product(
 
 async fn product_command(
     app: &AppState,
-    identity: &Identity,
+    Admin(identity): &Admin,
     correlation: Correlation,
     idem: Option<IdempotencyKey>,
     raw: &str,
     command: ProductCommand,
 ) -> Result<Response, ApiError> {
-    identity.require_admin()?;
     let sku = sku(raw)?;
     let ctx = ctx(identity, correlation, idem);
     single::<ProductState, _, _, _>(
@@ -100,7 +98,7 @@ async fn product_command(
         (status = 404, body = Problem)))]
 pub async fn update_product(
     State(app): State<AppState>,
-    identity: Identity,
+    admin: Admin,
     correlation: Correlation,
     PathParam(raw): PathParam,
     JsonBody(body): JsonBody<UpdateProduct>,
@@ -109,7 +107,7 @@ pub async fn update_product(
         name: body.name,
         price_cents: body.price_cents,
     };
-    product_command(&app, &identity, correlation, None, &raw, command).await
+    product_command(&app, &admin, correlation, None, &raw, command).await
 }
 
 /// Adjust on-hand stock (admin); never below what is reserved.
@@ -120,7 +118,7 @@ pub async fn update_product(
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn adjust_stock(
     State(app): State<AppState>,
-    identity: Identity,
+    admin: Admin,
     correlation: Correlation,
     idem: Option<axum::Extension<IdempotencyKey>>,
     PathParam(raw): PathParam,
@@ -130,15 +128,7 @@ pub async fn adjust_stock(
         delta: body.delta,
         reason: body.reason,
     };
-    product_command(
-        &app,
-        &identity,
-        correlation,
-        idem.map(|e| e.0),
-        &raw,
-        command,
-    )
-    .await
+    product_command(&app, &admin, correlation, idem.map(|e| e.0), &raw, command).await
 }
 
 /// Discontinue a product (admin).
@@ -147,13 +137,13 @@ pub async fn adjust_stock(
     responses((status = 200, body = ProductView), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn discontinue_product(
     State(app): State<AppState>,
-    identity: Identity,
+    admin: Admin,
     correlation: Correlation,
     PathParam(raw): PathParam,
 ) -> Result<Response, ApiError> {
     product_command(
         &app,
-        &identity,
+        &admin,
         correlation,
         None,
         &raw,
