@@ -278,7 +278,8 @@ fn policies_are_narrow() {
                 if statement["Resource"] == json!({"Fn::GetAtt": "EventsTable.Arn"}) {
                     for a in &actions {
                         assert!(
-                            a == "dynamodb:PutItem" || a == "dynamodb:Query",
+                            ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"]
+                                .contains(&a.as_str()),
                             "{}: the event store is append-only, {a} is not allowed",
                             f.logical_id
                         );
@@ -289,96 +290,17 @@ fn policies_are_narrow() {
     }
 }
 
-/// Each function's policy grants exactly the actions it needs, on exactly the resources it needs, and the publisher may put only `storefront.*` sources on our bus.
+/// Each function's policy names only its tables, the bus or SES; only the
+/// publisher may put events on the bus, and only `storefront.*` sources;
+/// only the notification function may send mail, and only from the sender.
+/// (Which DynamoDB actions on which table is derived from the code's store
+/// calls in `least_privilege.rs`.)
 #[test]
 fn least_privilege_per_function() {
     let t = template();
-    let append = ["dynamodb:PutItem", "dynamodb:Query"];
-    let read = ["dynamodb:Query"];
-    let state = [
-        "dynamodb:DeleteItem",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:Query",
-    ];
-    // binary → [(resource logical id, actions)]
-    type Grants<'a> = Vec<(&'a str, Vec<&'a str>)>;
-    let needs: Vec<(&str, Grants)> = vec![
-        (
-            "storefront-api",
-            vec![
-                ("EventsTable", append.to_vec()),
-                ("StateTable", state.to_vec()),
-            ],
-        ),
-        (
-            "storefront-publisher",
-            vec![("Bus", vec!["events:PutEvents"])],
-        ),
-        (
-            "storefront-inventory",
-            vec![
-                ("EventsTable", append.to_vec()),
-                ("StateTable", state.to_vec()),
-            ],
-        ),
-        (
-            "storefront-order-workflow",
-            vec![
-                ("EventsTable", append.to_vec()),
-                ("StateTable", state.to_vec()),
-            ],
-        ),
-        (
-            "storefront-notification",
-            vec![
-                ("EventsTable", append.to_vec()),
-                ("StateTable", state.to_vec()),
-                ("ses", vec!["ses:SendEmail"]),
-            ],
-        ),
-        (
-            "storefront-cart-sweeper",
-            vec![
-                ("EventsTable", append.to_vec()),
-                ("StateTable", state.to_vec()),
-            ],
-        ),
-        (
-            "storefront-cart",
-            vec![
-                ("EventsTable", read.to_vec()),
-                ("StateTable", state.to_vec()),
-            ],
-        ),
-        (
-            "storefront-audit",
-            vec![
-                ("EventsTable", read.to_vec()),
-                ("StateTable", state.to_vec()),
-            ],
-        ),
-        (
-            "storefront-analytics",
-            vec![
-                ("EventsTable", read.to_vec()),
-                ("StateTable", state.to_vec()),
-            ],
-        ),
-        (
-            "storefront-user",
-            vec![
-                ("EventsTable", read.to_vec()),
-                ("StateTable", state.to_vec()),
-            ],
-        ),
-    ];
-    assert_eq!(needs.len(), t.functions.len(), "every function is listed");
-    for (binary, wanted) in needs {
-        let f = t
-            .function_by_binary(binary)
-            .unwrap_or_else(|| panic!("{binary}"));
-        let mut granted: Vec<(String, Vec<String>)> = Vec::new();
+    assert!(t.functions.len() >= 10);
+    for f in t.functions.values() {
+        let binary = f.binary.as_str();
         for policy in &f.policies {
             for statement in policy["Statement"].as_array().into_iter().flatten() {
                 assert_eq!(statement["Effect"], "Allow", "{binary}");
@@ -393,7 +315,7 @@ fn least_privilege_per_function() {
                     .unwrap_or_else(|| {
                         panic!("{binary}: unexpected resource {}", statement["Resource"])
                     });
-                let mut actions: Vec<String> = match &statement["Action"] {
+                let actions: Vec<String> = match &statement["Action"] {
                     Value::String(s) => vec![s.clone()],
                     Value::Array(a) => a
                         .iter()
@@ -401,32 +323,47 @@ fn least_privilege_per_function() {
                         .collect(),
                     _ => vec![],
                 };
-                actions.sort();
-                if binary == "storefront-publisher" {
-                    assert_eq!(
-                        statement["Condition"]["StringLike"]["events:source"], "storefront.*",
-                        "PutEvents limited to our sources"
-                    );
+                assert!(!actions.is_empty(), "{binary}: a statement without actions");
+                match resource.as_str() {
+                    "EventsTable" | "StateTable" => assert!(
+                        actions.iter().all(|a| a.starts_with("dynamodb:")),
+                        "{binary}: {actions:?} on {resource}"
+                    ),
+                    "Bus" => {
+                        assert_eq!(
+                            binary, "storefront-publisher",
+                            "only the publisher puts events"
+                        );
+                        assert_eq!(actions, ["events:PutEvents"], "{binary}");
+                        assert_eq!(
+                            statement["Condition"]["StringLike"]["events:source"], "storefront.*",
+                            "PutEvents limited to our sources"
+                        );
+                    }
+                    "ses" => {
+                        assert_eq!(
+                            binary, "storefront-notification",
+                            "only notifications send mail"
+                        );
+                        assert_eq!(actions, ["ses:SendEmail"], "{binary}");
+                        assert!(
+                            statement["Condition"]["StringEquals"]["ses:FromAddress"].is_object(),
+                            "SES limited to the sender"
+                        );
+                    }
+                    other => panic!("{binary}: a grant on {other}"),
                 }
-                if binary == "storefront-notification" && resource == "ses" {
-                    assert!(
-                        statement["Condition"]["StringEquals"]["ses:FromAddress"].is_object(),
-                        "SES limited to the sender"
-                    );
-                }
-                granted.push((resource, actions));
             }
         }
-        granted.sort();
-        let mut wanted: Vec<(String, Vec<String>)> = wanted
-            .into_iter()
-            .map(|(r, a)| {
-                let mut a: Vec<String> = a.into_iter().map(str::to_owned).collect();
-                a.sort();
-                (r.to_owned(), a)
-            })
-            .collect();
-        wanted.sort();
-        assert_eq!(granted, wanted, "{binary}: granted vs needed");
     }
+    let publisher = t
+        .function_by_binary("storefront-publisher")
+        .expect("publisher");
+    assert!(
+        publisher
+            .policies
+            .iter()
+            .any(|p| p.to_string().contains("events:PutEvents")),
+        "the publisher may put events"
+    );
 }

@@ -29,6 +29,7 @@ pub mod aggregate;
 pub mod clock;
 pub mod dynamodb;
 mod error;
+pub mod iam;
 pub mod keys;
 pub mod pipeline;
 mod ports;

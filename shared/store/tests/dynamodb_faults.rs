@@ -240,3 +240,179 @@ async fn errors_before_dynamodb_are_retried_by_the_sdk() {
     assert_eq!(proxy.applied().len(), 2);
     assert_eq!(store.load(&s, 0).await.expect("load").len(), 1);
 }
+
+/// The requests the proxy forwarded since `before`, by operation (a
+/// transaction counted as the `PutItem`s it holds, as IAM counts it).
+fn sent_since(
+    proxy: &FaultProxy,
+    before: &std::collections::BTreeMap<&'static str, usize>,
+) -> std::collections::BTreeSet<String> {
+    counts(proxy)
+        .into_iter()
+        .filter(|(op, n)| *n > before[op])
+        .map(|(op, _)| match op {
+            "TransactWriteItems" => "dynamodb:PutItem".to_owned(),
+            other => format!("dynamodb:{other}"),
+        })
+        .collect()
+}
+
+/// Every DynamoDB operation the adapter could send, and how often the proxy forwarded each.
+fn counts(proxy: &FaultProxy) -> std::collections::BTreeMap<&'static str, usize> {
+    [
+        "PutItem",
+        "GetItem",
+        "Query",
+        "DeleteItem",
+        "UpdateItem",
+        "TransactWriteItems",
+        "TransactGetItems",
+        "BatchWriteItem",
+        "BatchGetItem",
+        "Scan",
+    ]
+    .into_iter()
+    .map(|op| (op, proxy.forwarded(op)))
+    .collect()
+}
+
+/// The IAM actions `storefront_store::iam` lists for each port call are the
+/// requests the adapter really sends for it, on every path: the plain
+/// call, a commit whose answer was lost (the append reads its own item
+/// back) and a lost race (it reads the stream's version). A request not in
+/// the list fails the test (a policy derived from it would be refused on
+/// AWS), and so does a listed action no path sends.
+#[tokio::test]
+async fn the_iam_list_is_what_the_adapter_sends() {
+    use std::collections::BTreeSet;
+    use storefront_store::iam::PortCall;
+
+    let (store, proxy) = faulty_store().await;
+    let listed = |call: PortCall| -> BTreeSet<String> {
+        call.actions()
+            .into_iter()
+            .map(|(_, a)| a.to_owned())
+            .collect()
+    };
+    let mut sent_per_call: Vec<(PortCall, BTreeSet<String>)> = Vec::new();
+
+    // A single-event append: plain, lost after the commit, and a lost race.
+    let s = stream("IAM-ONE");
+    let before = counts(&proxy);
+    store
+        .append(&s, 0, seal(&s, 0, &[created("IAM-ONE", 5)]))
+        .await
+        .expect("append");
+    proxy.inject("PutItem", Fault::CommitThenDrop);
+    store
+        .append(&s, 1, seal(&s, 1, &[adjusted(6)]))
+        .await
+        .expect("recognised");
+    let stale = store.append(&s, 1, seal(&s, 1, &[adjusted(7)])).await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    sent_per_call.push((
+        PortCall::Append {
+            events: true,
+            state: false,
+        },
+        sent_since(&proxy, &before),
+    ));
+
+    // A transaction with events and state: plain, lost, a lost race.
+    let t = stream("IAM-TX");
+    let write = |sk: &str| StateWrite {
+        item: StateItem {
+            pk: "iam#tx".into(),
+            sk: sk.into(),
+            version: 1,
+            value: serde_json::json!({}),
+            expires_at: None,
+        },
+        condition: Condition::NotExists,
+    };
+    let batch = |expected: u64, events: Vec<Event>, sk: &str| AppendBatch {
+        streams: vec![StreamAppend {
+            stream: t.clone(),
+            expected_version: expected,
+            events: seal(&t, expected, &events),
+        }],
+        state: vec![write(sk)],
+    };
+    let before = counts(&proxy);
+    store
+        .append_batch(batch(0, vec![created("IAM-TX", 1), adjusted(2)], "a"))
+        .await
+        .expect("transaction");
+    proxy.inject("TransactWriteItems", Fault::CommitThenDrop);
+    store
+        .append_batch(batch(2, vec![adjusted(3)], "b"))
+        .await
+        .expect("recognised");
+    let stale = store.append_batch(batch(2, vec![adjusted(4)], "c")).await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    sent_per_call.push((
+        PortCall::Append {
+            events: true,
+            state: true,
+        },
+        sent_since(&proxy, &before),
+    ));
+
+    // State only, in a transaction (the audit chain's shape), and its lost race.
+    let before = counts(&proxy);
+    let state_only = |sk: &str| AppendBatch {
+        streams: vec![],
+        state: vec![write(sk), write(&format!("{sk}-2"))],
+    };
+    store
+        .append_batch(state_only("s"))
+        .await
+        .expect("state only");
+    let taken = store.append_batch(state_only("s")).await;
+    assert!(
+        matches!(taken, Err(StoreError::ConditionFailed { .. })),
+        "{taken:?}"
+    );
+    sent_per_call.push((
+        PortCall::Append {
+            events: false,
+            state: true,
+        },
+        sent_since(&proxy, &before),
+    ));
+
+    let before = counts(&proxy);
+    store.load(&s, 0).await.expect("load");
+    sent_per_call.push((PortCall::Load, sent_since(&proxy, &before)));
+    let before = counts(&proxy);
+    store.current_version(&s).await.expect("version");
+    sent_per_call.push((PortCall::CurrentVersion, sent_since(&proxy, &before)));
+
+    let before = counts(&proxy);
+    store.put(write("p")).await.expect("put");
+    let again = store.put(write("p")).await;
+    assert!(
+        matches!(again, Err(StoreError::ConditionFailed { .. })),
+        "{again:?}"
+    );
+    sent_per_call.push((PortCall::Put, sent_since(&proxy, &before)));
+    let before = counts(&proxy);
+    store.get("iam#tx", "p").await.expect("get");
+    sent_per_call.push((PortCall::Get, sent_since(&proxy, &before)));
+    let before = counts(&proxy);
+    store.query("iam#tx").await.expect("query");
+    sent_per_call.push((PortCall::Query, sent_since(&proxy, &before)));
+    let before = counts(&proxy);
+    store.delete("iam#tx", "p").await.expect("delete");
+    sent_per_call.push((PortCall::Delete, sent_since(&proxy, &before)));
+
+    for (call, sent) in sent_per_call {
+        assert_eq!(sent, listed(call), "{call:?}: sent on the wire vs listed");
+    }
+}
