@@ -72,7 +72,7 @@ export STOREFRONT_AWS_ENDPOINT="$STOREFRONT_DYNAMODB_ENDPOINT"
 export STOREFRONT_PYTHON="$PWD/$VENV/bin/python"
 echo "moto at $STOREFRONT_AWS_ENDPOINT (log: target/moto.log)"
 
-step "template.yaml: cfn-lint and sam validate --lint (offline)"
+step "template.yaml: cfn-lint with the Serverless Rules, and sam validate --lint (offline)"
 # Both only read the template. SAM CLI still wants a region and credentials
 # to start (dummies here), would send telemetry, and checks PyPI for a newer
 # version once a week: telemetry is switched off, and its settings live in
@@ -83,7 +83,9 @@ offline=()
 if unshare -rn true 2>/dev/null; then offline=(unshare -rn); fi
 mkdir -p target/sam-cli
 "$VENV/bin/python" -c 'import json, sys, time; json.dump({"telemetryEnabled": False, "lastVersionCheck": time.time()}, open(sys.argv[1], "w"))' target/sam-cli/metadata.json
-${offline[@]+"${offline[@]}"} "$VENV/bin/cfn-lint" template.yaml
+# With AWS's Serverless Rules (cfn-lint-serverless); the template states why
+# it suppresses the two it does.
+${offline[@]+"${offline[@]}"} "$VENV/bin/cfn-lint" --append-rules cfn_lint_serverless.rules -- template.yaml
 env AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_SESSION_TOKEN=test \
   AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
   SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR="$PWD/target/sam-cli" \

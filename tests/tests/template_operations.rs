@@ -91,6 +91,13 @@ fn every_function_logs_json_at_the_stages_level() {
             Some("AWS::Logs::LogGroup"),
             "{id}"
         );
+        // What the Serverless Rules' WS1004 asks for (suppressed in the
+        // template: it looks for a group named after the function instead).
+        assert_eq!(
+            t.raw["Resources"][group]["Properties"]["RetentionInDays"],
+            json!({"Ref": "LogRetentionDays"}),
+            "{id}: its log group {group} keeps logs for LogRetentionDays"
+        );
     }
 }
 

@@ -179,3 +179,18 @@ fn notification_records_outlive_redeliveries_and_the_dlq() {
         "a claim younger than the function's timeout may still be sending"
     );
 }
+
+/// Both tables can be restored to a point in time: the events, and the
+/// state table's audit chain and idempotency records, which cannot be
+/// rebuilt from the events.
+#[test]
+fn both_tables_have_point_in_time_recovery() {
+    let t = template();
+    for table in ["EventsTable", "StateTable"] {
+        assert_eq!(
+            resource(&t, table)["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            Value::Bool(true),
+            "{table}"
+        );
+    }
+}
