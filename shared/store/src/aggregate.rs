@@ -2,9 +2,12 @@
 //!
 //! Snapshots live in the state store under `snapshot#{streamId}` and are
 //! never the source of truth: a snapshot that does not decode (the state type
-//! changed) is ignored and the stream is folded from the start. They are
-//! written after an append, guarded so an older snapshot never replaces a
-//! newer one.
+//! changed) is ignored and the stream is folded from the start, and the load
+//! replaces it at once with the state it folded (counted as
+//! `SnapshotsReplaced`): were it left there, its version would refuse every
+//! newer snapshot below it, and each load would fold the whole stream. They
+//! are written after an append, guarded so an older snapshot never replaces
+//! a newer one.
 
 use storefront_domain::{Aggregate, StreamId};
 
@@ -28,14 +31,61 @@ pub async fn load<A: Aggregate>(
     stream: &StreamId,
 ) -> Result<Loaded<A>, StoreError> {
     let (pk, sk) = crate::keys::snapshot(stream);
+    let mut undecodable = None;
     let (start, version) = match state.get(&pk, sk).await? {
         Some(item) => match serde_json::from_value::<A>(item.value) {
             Ok(s) => (s, item.version),
-            Err(_) => (A::default(), 0),
+            Err(e) => {
+                undecodable = Some((item.version, e));
+                (A::default(), 0)
+            }
         },
         None => (A::default(), 0),
     };
-    load_from(events, stream, start, version).await
+    let loaded = load_from(events, stream, start, version).await?;
+    if let Some((stale, error)) = undecodable {
+        replace_undecodable(state, stream, &loaded, stale, &error).await;
+    }
+    Ok(loaded)
+}
+
+/// Replaces a snapshot that no longer decodes (at version `stale`) with the
+/// state just folded from the whole stream, if nobody replaced it meanwhile.
+/// A failure is only logged: the snapshot is a cache.
+async fn replace_undecodable<A: Aggregate>(
+    state: &dyn StateStore,
+    stream: &StreamId,
+    loaded: &Loaded<A>,
+    stale: u64,
+    error: &serde_json::Error,
+) {
+    tracing::warn!(%stream, version = stale, %error, "snapshot does not decode; replacing it");
+    metrics::counter!("SnapshotsReplaced").increment(1);
+    let value = match serde_json::to_value(&loaded.state) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(%stream, error = %e, "snapshot not written");
+            return;
+        }
+    };
+    let (pk, sk) = crate::keys::snapshot(stream);
+    let write = StateWrite {
+        item: StateItem {
+            pk,
+            sk: sk.to_owned(),
+            // The version the folded state reflects, even should the stale
+            // one claim more (a later load folds from here).
+            version: loaded.version,
+            value,
+            expires_at: None,
+        },
+        condition: Condition::VersionIs(stale),
+    };
+    match state.put(write).await {
+        // Another load replaced it first.
+        Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+        Err(e) => tracing::warn!(%stream, error = %e, "snapshot not replaced"),
+    }
 }
 
 /// Loads an aggregate by folding its whole stream, ignoring snapshots.

@@ -627,6 +627,27 @@ pub async fn snapshot_plus_tail_equals_full_fold<H: Harness>(h: &H) {
         .expect("load");
     assert_eq!(fallback.state, full.state);
     assert_eq!(fallback.events_read, 41);
+    // ... and replaced by that load, so it blocks no newer snapshot: the
+    // next load starts from the replacement, and one taken after further
+    // appends is kept.
+    let replaced = load::<ProductState>(&store, &store, &s)
+        .await
+        .expect("load");
+    assert_eq!(replaced.events_read, 0, "the junk snapshot was replaced");
+    assert_eq!(replaced.state, full.state);
+    store
+        .append(&s, 41, seal(&s, 41, &[adjusted(1, on_hand + 1)]))
+        .await
+        .expect("one more");
+    let later = load_full::<ProductState>(&store, &s).await.expect("full");
+    save_snapshot(&store, &s, &later.state, later.version)
+        .await
+        .expect("newer snapshot");
+    let from_newer = load::<ProductState>(&store, &store, &s)
+        .await
+        .expect("load");
+    assert_eq!(from_newer.events_read, 0, "the newer snapshot was written");
+    assert_eq!(from_newer.version, 42);
 }
 
 fn item(pk: &str, sk: &str, version: u64, expires_at: Option<i64>) -> StateItem {
