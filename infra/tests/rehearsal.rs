@@ -9,7 +9,8 @@
 //!   invocation's request id and trace id (an EMF metrics document, the
 //!   request id);
 //! - the journey, the overselling race and the DLQ drill pass through the
-//!   built binaries (`storefront dev --aws --artifacts`).
+//!   built binaries (`storefront dev --aws --artifacts`);
+//! - a failed invocation names its error (`errorType`).
 
 mod common;
 mod scenarios;
@@ -153,4 +154,60 @@ async fn dlq_drill_through_the_built_binaries() {
         &artifacts(),
     ))
     .await;
+}
+
+/// A sweep that fails (here: no DynamoDB answers) ends the invocation with
+/// a typed `errorType`, which an operator can filter on, not the Rust type
+/// name of a boxed error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sweep_reports_a_typed_error() {
+    use storefront::service::runtime_api::{InvokeFailure, ProcessFunction, ProcessSpec};
+    let template = Template::load(common::template()).expect("template");
+    let f = template
+        .function_by_binary("storefront-cart-sweeper")
+        .expect("the sweeper");
+    let name = "storefront-typed-error-cart-sweeper";
+    let mut env = rehearsal::lambda_environment(name, 128, "us-east-1");
+    for (k, v) in [
+        ("EVENTS_TABLE", "events"),
+        ("STATE_TABLE", "state"),
+        ("CART_IDLE_MINUTES", "60"),
+        ("PAYMENT_TIMEOUT_MINUTES", "30"),
+        ("SNAPSHOT_EVERY", "100"),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        // Nothing listens there: every DynamoDB call fails.
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let process = ProcessFunction::start(ProcessSpec {
+        name: f.logical_id.clone(),
+        binary: artifacts().join(&f.logical_id).join("bootstrap"),
+        env,
+        timeout: Duration::from_secs(60),
+        instances: 1,
+        arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{name}"),
+    })
+    .await
+    .expect("start");
+    let schedule = serde_json::json!({
+        "version": "0", "id": "typed-error", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "000000000000", "time": "2026-11-30T10:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": {}
+    });
+    let failure = process
+        .invoke(schedule.to_string().as_bytes())
+        .await
+        .expect_err("a sweep without DynamoDB fails");
+    assert!(
+        matches!(
+            &failure,
+            InvokeFailure::Function { error_type, .. } if error_type == "HandlerError.Transient"
+        ),
+        "{failure}; its log: {:?}",
+        process.logs()
+    );
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lambda_runtime::LambdaEvent;
 use storefront_cart_sweeper::{Settings, Sweeper};
-use storefront_runtime::{Config, aws, lambda, telemetry};
+use storefront_runtime::{Config, HandlerError, aws, lambda, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -15,17 +15,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = aws::load_config().await;
     let stores = lambda::dynamo_stores(&config, &sdk)?;
     let sweeper = Arc::new(Sweeper::new(stores, &settings));
-    metrics_cloudwatch_embedded::lambda::handler::run(
+    // The service form: its error type is ours, so Lambda's errorType is
+    // HandlerError.Transient or .Permanent, not a boxed error's type name.
+    metrics_cloudwatch_embedded::lambda::service::run(
         metrics,
-        move |_: LambdaEvent<serde_json::Value>| {
+        lambda_runtime::service_fn(move |_: LambdaEvent<serde_json::Value>| {
             let sweeper = sweeper.clone();
             async move {
                 let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(|e| HandlerError::Permanent(format!("the clock is before 1970: {e}")))?
                     .as_secs();
-                Ok::<_, lambda_runtime::Error>(sweeper.sweep(now).await?)
+                sweeper.sweep(now).await
             }
-        },
+        }),
     )
     .await
 }

@@ -38,6 +38,28 @@ pub enum HandlerError {
     Permanent(String),
 }
 
+impl HandlerError {
+    /// The `errorType` Lambda reports for an invocation that failed with
+    /// this error: `HandlerError.Transient` or `HandlerError.Permanent`, a
+    /// name an operator can filter and alarm on (the runtime's default is
+    /// the Rust type name of whatever error it was given).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Transient(_) => "HandlerError.Transient",
+            HandlerError::Permanent(_) => "HandlerError.Permanent",
+        }
+    }
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type().to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 impl From<storefront_store::StoreError> for HandlerError {
     fn from(e: storefront_store::StoreError) -> Self {
         use storefront_store::StoreError::*;
