@@ -10,8 +10,11 @@ use std::sync::Arc;
 use common::{Delivery, Shop};
 use serde_json::{Value, json};
 use storefront_domain::product::ProductState;
-use storefront_domain::{EventEnvelope, StreamId};
+use storefront_domain::user::{UserCommand, UserState};
+use storefront_domain::{Aggregate, EventEnvelope, EventMeta, StreamId, seal_batch};
 use storefront_runtime::{EventHandler, Outcome};
+use storefront_store::EventLog;
+use storefront_store::clock::{new_event_id, now_rfc3339};
 
 const ADMIN: Option<(&str, bool)> = Some(("root", true));
 
@@ -182,9 +185,50 @@ async fn journey_in_order() {
     // Every stored event was audited exactly once.
     let total = shop.store.read_after_all().await;
     assert_eq!(s["audited"].as_u64(), Some(total as u64));
-    // The fulfillment request followed the payment.
+    // The fulfillment request followed the payment: the one paid order's
+    // stream holds it right after order.paid, caused by it, and nothing
+    // else in the log asked for fulfillment.
     let history = shop.ok("GET", "/orders", ADMIN, None).await;
     assert_eq!(history.as_array().map(Vec::len), Some(3));
+    let log = shop.store.read_after(0, 1_000_000).await.expect("log");
+    let of_type = |ty: &str| -> Vec<&EventEnvelope> {
+        log.iter()
+            .map(|l| &l.envelope)
+            .filter(|e| e.event_type == ty)
+            .collect()
+    };
+    let paid = of_type("order.paid");
+    assert_eq!(paid.len(), 1, "one order was paid");
+    let requested = of_type("order.fulfillment.requested");
+    assert_eq!(requested.len(), 1, "one fulfillment was requested");
+    let (paid, requested) = (paid[0], requested[0]);
+    assert_eq!(requested.stream_id, paid.stream_id);
+    assert_eq!(requested.version, paid.version + 1);
+    assert_eq!(
+        requested.causation_id.as_deref(),
+        Some(paid.event_id.as_str())
+    );
+    let stream = StreamId::parse(&paid.stream_id).expect("stream");
+    let order: Vec<String> = shop
+        .stores
+        .events
+        .load(&stream, 0)
+        .await
+        .expect("load")
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "order.created",
+            "order.confirmed",
+            "order.paid",
+            "order.fulfillment.requested",
+            "order.shipped",
+            "order.delivered",
+        ]
+    );
 }
 
 trait CountAll {
@@ -193,7 +237,6 @@ trait CountAll {
 
 impl CountAll for storefront_store::sqlite::SqliteStore {
     async fn read_after_all(&self) -> usize {
-        use storefront_store::EventLog;
         self.read_after(0, 1_000_000).await.expect("log").len()
     }
 }
@@ -682,7 +725,70 @@ async fn failure_isolation_in_a_batch() {
     );
 }
 
-/// The state a handler leaves is readable by its neighbours: the user directory and profile view follow registration and updates.
+/// Decides `command` on user `id`'s stream and appends what it decided, as
+/// the API's command path would: no route updates or deactivates a user yet.
+async fn user_command(shop: &Shop, id: &str, command: UserCommand) {
+    let stream = StreamId::new("user", id).expect("stream");
+    let loaded = storefront_store::aggregate::load_full::<UserState>(&*shop.stores.events, &stream)
+        .await
+        .expect("load");
+    let events = loaded.state.decide(&command).expect("decided");
+    assert_eq!(events.len(), 1, "{command:?} decides one event");
+    let sealed = seal_batch(&stream, loaded.version, &events, |_| EventMeta {
+        event_id: new_event_id(),
+        occurred_at: now_rfc3339(),
+        correlation_id: "user-views".into(),
+        causation_id: None,
+        actor: id.into(),
+    });
+    shop.stores
+        .events
+        .append(&stream, loaded.version, sealed)
+        .await
+        .expect("append");
+}
+
+/// Asserts user `id`'s directory entry is `entry` at `version`, and the
+/// profile view holds the same at the same version.
+async fn assert_user(shop: &Shop, id: &str, version: u64, entry: Value) {
+    let dir = shop
+        .stores
+        .state
+        .get(storefront_store::keys::USER_DIRECTORY, id)
+        .await
+        .expect("get")
+        .expect("directory entry");
+    assert_eq!((dir.version, &dir.value), (version, &entry), "directory");
+    let (pk, sk) = storefront_store::keys::user_view(id);
+    let view = shop
+        .stores
+        .state
+        .get(&pk, sk)
+        .await
+        .expect("get")
+        .expect("view");
+    assert_eq!(view.version, version, "view version");
+    let profile: UserState = serde_json::from_value(view.value).expect("a user state");
+    assert_eq!(
+        (
+            profile.email.as_str(),
+            profile.name.as_str(),
+            profile.deactivated,
+            profile.version
+        ),
+        (
+            entry["email"].as_str().expect("email"),
+            entry["name"].as_str().expect("name"),
+            entry["status"] == "deactivated",
+            version
+        ),
+        "profile view"
+    );
+}
+
+/// The state a handler leaves is readable by its neighbours: the user
+/// directory and profile view follow registration, each kind of profile
+/// update, and deactivation, delivered twice each.
 #[tokio::test]
 async fn user_views() {
     let shop = Shop::new();
@@ -694,23 +800,64 @@ async fn user_views() {
     )
     .await;
     shop.settle(Delivery::Twice).await;
-    let dir = shop
-        .stores
-        .state
-        .get(storefront_store::keys::USER_DIRECTORY, "ivy")
-        .await
-        .expect("get")
-        .expect("entry");
-    assert_eq!(dir.value["email"], "ivy@example.com");
-    let (pk, sk) = storefront_store::keys::user_view("ivy");
-    assert_eq!(
-        shop.stores
-            .state
-            .get(&pk, sk)
-            .await
-            .expect("get")
-            .expect("view")
-            .version,
-        1
-    );
+    assert_user(
+        &shop,
+        "ivy",
+        1,
+        json!({"email": "ivy@example.com", "name": "Ivy", "status": "active"}),
+    )
+    .await;
+
+    user_command(
+        &shop,
+        "ivy",
+        UserCommand::UpdateProfile {
+            name: Some("Ivy Lee".into()),
+            email: None,
+        },
+    )
+    .await;
+    shop.settle(Delivery::Twice).await;
+    assert_user(
+        &shop,
+        "ivy",
+        2,
+        json!({"email": "ivy@example.com", "name": "Ivy Lee", "status": "active"}),
+    )
+    .await;
+
+    user_command(
+        &shop,
+        "ivy",
+        UserCommand::UpdateProfile {
+            name: None,
+            email: Some("lee@example.com".into()),
+        },
+    )
+    .await;
+    shop.settle(Delivery::Twice).await;
+    assert_user(
+        &shop,
+        "ivy",
+        3,
+        json!({"email": "lee@example.com", "name": "Ivy Lee", "status": "active"}),
+    )
+    .await;
+
+    user_command(
+        &shop,
+        "ivy",
+        UserCommand::Deactivate {
+            reason: "asked to".into(),
+        },
+    )
+    .await;
+    shop.settle(Delivery::Twice).await;
+    assert_user(
+        &shop,
+        "ivy",
+        4,
+        json!({"email": "lee@example.com", "name": "Ivy Lee", "status": "deactivated"}),
+    )
+    .await;
 }
