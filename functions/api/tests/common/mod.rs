@@ -199,7 +199,6 @@ impl TestApp {
         self.call("POST", path, who, Some(body)).await
     }
 
-    /// Creates a product as the admin.
     /// Sends the same keyed request `n` times at once; asserts that exactly
     /// one ran: every answer is that one's (status and body) or a 409 with
     /// `Retry-After` while it was running, never a second decision's; then a
@@ -243,6 +242,7 @@ impl TestApp {
         again
     }
 
+    /// Creates a product as the admin.
     pub async fn product(&self, sku: &str, price_cents: i64, stock: i64) {
         self.post(
             "/products",
