@@ -99,7 +99,9 @@ async fn redrive_on_sqs() {
                 .expect("delete");
         }
     }
-    assert_eq!(bodies.len(), 13);
+    let sent: std::collections::BTreeSet<String> =
+        (0..13).map(|i| format!("{{\"n\":{i}}}")).collect();
+    assert_eq!(bodies, sent, "every message back, body intact");
     let (ok, out) = cli(&stage, &["dlq", "list", "--handler", "analytics"]);
     assert!(ok && out.contains("~0 message(s)"), "{out}");
     let (ok, out) = cli("no-such-stage", &["dlq", "list", "--handler", "analytics"]);

@@ -173,13 +173,17 @@ async fn a_claim_left_by_a_dead_sender_is_not_resent() {
 }
 
 /// A send to an endpoint nobody listens on never left: it is a transient
-/// failure (the claim is freed for a retry), not an unknown outcome.
+/// failure (the claim is freed for a retry), not an unknown outcome, so a
+/// redelivery to a notifier that works sends it, once.
 #[tokio::test]
 async fn a_refused_connection_is_transient() {
     use storefront_notification::{Message, Notifier, NotifyError};
-    let ses =
-        aws_sdk_sesv2::Client::new(&storefront_runtime::aws::local_config("http://127.0.0.1:9"));
-    let notifier = SesNotifier::new(ses, SENDER.into());
+    let nobody = || {
+        let ses = aws_sdk_sesv2::Client::new(&storefront_runtime::aws::local_config(
+            "http://127.0.0.1:9",
+        ));
+        SesNotifier::new(ses, SENDER.into())
+    };
     let message = Message {
         idempotency_key: "e-1".into(),
         to: "gina@example.com".into(),
@@ -187,9 +191,37 @@ async fn a_refused_connection_is_transient() {
         subject: "Hi".into(),
         body: "Hello".into(),
     };
-    let outcome = notifier.send(&message).await;
+    let outcome = nobody().send(&message).await;
     assert!(
         matches!(outcome, Err(NotifyError::Transient(_))),
         "{outcome:?}"
+    );
+
+    let (shop, event) = registered().await;
+    let refused = Notifications::new(
+        shop.stores.clone(),
+        &common::notification_settings(),
+        Arc::new(nobody()),
+    );
+    let handled = refused.handle(&event).await;
+    assert!(
+        matches!(handled, Err(HandlerError::Transient(_))),
+        "{handled:?}"
+    );
+    assert!(unknown(&shop).await.is_empty(), "not an unknown outcome");
+    let working = Notifications::new(
+        shop.stores.clone(),
+        &common::notification_settings(),
+        Arc::new(OutboxNotifier::new(shop.stores.state.clone())),
+    );
+    assert_eq!(
+        working.handle(&event).await.expect("sent"),
+        Outcome::Handled,
+        "the claim was freed"
+    );
+    assert_eq!(shop.outbox().await.len(), 1, "sent once");
+    assert_eq!(
+        working.handle(&event).await.expect("again"),
+        Outcome::Duplicate
     );
 }

@@ -130,6 +130,10 @@ async fn create_tables_matches_the_template() {
         view.as_deref(),
         events_t["StreamSpecification"]["StreamViewType"].as_str()
     );
+    assert!(
+        view.is_some(),
+        "the events table has a stream: the publisher reads it"
+    );
 
     let ttl = client
         .describe_time_to_live()
@@ -137,11 +141,14 @@ async fn create_tables_matches_the_template() {
         .send()
         .await
         .expect("ttl");
+    let ttl_attribute = ttl
+        .time_to_live_description()
+        .and_then(|d| d.attribute_name());
     assert_eq!(
-        ttl.time_to_live_description()
-            .and_then(|d| d.attribute_name()),
+        ttl_attribute,
         state_t["TimeToLiveSpecification"]["AttributeName"].as_str()
     );
+    assert!(ttl_attribute.is_some(), "the state table expires items");
     assert_eq!(
         state_t["TimeToLiveSpecification"]["Enabled"].as_bool(),
         Some(true)

@@ -227,12 +227,27 @@ pub async fn journey(rt: &Runtime) {
     let (ok, out) = rt.cli(&["events", "--stream", &format!("order#{a}")]);
     assert!(ok && out.contains("order.delivered"), "{out}");
 
-    // Views rebuilt from scratch come out the same.
+    // Views rebuilt from scratch come out the same: the stats, and every
+    // item of the state table (the cart and user views among them).
+    let items = || async {
+        rt.state()
+            .await
+            .into_iter()
+            .map(|i| (i.pk, i.sk, i.version, i.value, i.expires_at.is_some()))
+            .collect::<Vec<_>>()
+    };
+    let before = items().await;
+    assert!(
+        before.iter().any(|(pk, ..)| pk.starts_with("view#cart#"))
+            && before.iter().any(|(pk, ..)| pk.starts_with("view#user#")),
+        "the cart and user views exist to be rebuilt"
+    );
     for handler in ["analytics", "cart", "user"] {
         let (ok, out) = rt.cli(&["replay", "--handler", handler]);
         assert!(ok && out.contains("views rebuilt"), "{handler}: {out}");
     }
     assert_eq!(c.ok("GET", "/admin/stats", Some(&admin), None).await, stats);
+    assert_same("state items after the replays", &before, &items().await);
     let (ok, out) = rt.cli(&["replay", "--handler", "inventory"]);
     assert!(!ok && out.contains("cannot be replayed"), "{out}");
 }

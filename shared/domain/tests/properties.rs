@@ -92,7 +92,8 @@ proptest! {
         prop_assert_eq!(state.version, log.len() as u64);
     }
 
-    /// Cart lines always hold 1..=99 units, and the total is their sum.
+    /// Cart lines always hold 1..=99 units at the price their product had
+    /// when added, and the total is the sum of quantity × that price.
     #[test]
     fn cart_lines_stay_in_bounds(ops in prop::collection::vec((0u8..5, 0u8..3, -5i64..120), 0..60)) {
         let product = |n: u8| ProductInfo {
@@ -119,7 +120,15 @@ proptest! {
             }
         });
         prop_assert_eq!(state.version, log.len() as u64);
-        prop_assert_eq!(state.total_cents(), state.lines.iter().map(|l| i64::from(l.quantity) * l.unit_price_cents).sum::<i64>());
+        // Prices from the catalogue above, not from the lines themselves.
+        let price = |sku: &Sku| 100 + i64::from(sku.as_str()[1..].parse::<u8>().expect("P{n}"));
+        for line in &state.lines {
+            prop_assert_eq!(line.unit_price_cents, price(&line.sku), "{}", line.sku);
+        }
+        prop_assert_eq!(
+            state.total_cents(),
+            state.lines.iter().map(|l| i64::from(l.quantity) * price(&l.sku)).sum::<i64>()
+        );
     }
 
     /// Whatever the saga and the shopper do, an order is paid at most once and
