@@ -14,10 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use storefront_api::{ApiError, Claims};
+use storefront_api::{Claims, RejectedToken};
 
 /// The issuer of local tokens.
 pub const ISSUER: &str = "storefront-local";
@@ -182,17 +182,19 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// The layer: a request with `Authorization: Bearer <token>` gets the token's
-/// claims, or a 401 if the token is bad; a request without one goes on
-/// anonymous (routes that need a user answer 401 themselves).
+/// claims; a bad token is noted ([`RejectedToken`]) and the request goes on
+/// anonymous, so a route that needs a user answers 401 with the reason and
+/// a public one is served, as behind API Gateway's JWT authorizer.
 pub async fn layer(State(keys): State<DevKeys>, mut request: Request, next: Next) -> Response {
     // Claims only ever come from a verified token.
     request.extensions_mut().remove::<Claims>();
+    request.extensions_mut().remove::<RejectedToken>();
     let header = request
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().map(str::to_owned));
-    match header {
-        None => next.run(request).await,
+    let rejected = match header {
+        None => None,
         Some(Ok(value)) => {
             let token = value
                 .strip_prefix("Bearer ")
@@ -201,21 +203,23 @@ pub async fn layer(State(keys): State<DevKeys>, mut request: Request, next: Next
             match token.map(|t| keys.verify(t)) {
                 Some(Ok(claims)) => {
                     request.extensions_mut().insert(claims);
-                    next.run(request).await
+                    None
                 }
-                Some(Err(e)) => ApiError::Unauthorized(format!(
+                Some(Err(e)) => Some(format!(
                     "{e}; get a fresh one with `storefront token --user NAME`"
-                ))
-                .into_response(),
-                None => ApiError::Unauthorized("Authorization must be `Bearer <token>`".into())
-                    .into_response(),
+                )),
+                None => Some("Authorization must be `Bearer <token>`".into()),
             }
         }
-        Some(Err(_)) => {
-            ApiError::Unauthorized("the Authorization header is not readable text".into())
-                .into_response()
-        }
+        Some(Err(_)) => Some("the Authorization header is not readable text".into()),
+    };
+    // As API Gateway: the authorizer's refusal matters only to the routes
+    // that need a caller (they answer 401 with this reason); a public
+    // route is served whatever the header says.
+    if let Some(why) = rejected {
+        request.extensions_mut().insert(RejectedToken(why));
     }
+    next.run(request).await
 }
 
 #[cfg(test)]

@@ -57,6 +57,32 @@ async fn call(
     )
 }
 
+/// Whether openapi.json lists `status` for the operation `method path`
+/// (a concrete path, matched against the document's templates).
+fn documented(method: &str, path: &str, status: u16) -> bool {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json"))
+            .expect("openapi.json");
+        serde_json::from_str(&text).expect("openapi.json is JSON")
+    });
+    let path = path.split('?').next().unwrap_or(path);
+    let concrete: Vec<&str> = path.split('/').collect();
+    let paths = doc["paths"].as_object().expect("paths");
+    let Some((_, item)) = paths.iter().find(|(template, _)| {
+        let t: Vec<&str> = template.split('/').collect();
+        t.len() == concrete.len()
+            && t.iter()
+                .zip(&concrete)
+                .all(|(t, c)| t == c || (t.starts_with('{') && t.ends_with('}')))
+    }) else {
+        panic!("{method} {path}: no such operation in openapi.json");
+    };
+    item[method.to_lowercase()]["responses"]
+        .get(status.to_string())
+        .is_some()
+}
+
 /// Fresh data: product MUG; A registered, with an order (pending) and MUG in the cart again; B and the admin not registered.
 async fn shop() -> Shop {
     let dir = tempfile::tempdir().expect("dir");
@@ -228,6 +254,11 @@ async fn authorization_matrix() {
                     "{method} {path} as {who}: {status} (expected {want}) {value}"
                 ));
             }
+            if !documented(method, &path, status) {
+                failures.push(format!(
+                    "{method} {path} as {who}: {status}, which openapi.json does not list for it"
+                ));
+            }
         }
     }
     assert!(
@@ -344,6 +375,11 @@ async fn admin_routes_refuse_before_parsing() {
                     "{method} {path} ({body:?}, {content_type:?}) as {who}: {status}, expected {want}"
                 ));
             }
+            if !documented(method, &path, status) {
+                failures.push(format!(
+                    "{method} {path} as {who}: {status}, which openapi.json does not list for it"
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -409,6 +445,12 @@ async fn bad_tokens_are_401() {
             body["detail"].as_str().is_some_and(|d| !d.is_empty()),
             "{name}"
         );
+    }
+    // A public route is served whatever the token: API Gateway runs the
+    // authorizer only on the routes that have one.
+    for path in ["/health", "/products", "/products/MUG", "/openapi.json"] {
+        let (status, body) = call(&s.app, "GET", path, Some("not.a.token"), None).await;
+        assert_eq!(status, 200, "{path} with a bad token: {body}");
     }
     let basic = Request::builder()
         .uri("/cart")

@@ -99,9 +99,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let claims = claims_from_parts(parts).ok_or_else(|| {
-            ApiError::Unauthorized(
-                "sign in: send a bearer token (locally: `storefront token --user NAME`)".into(),
-            )
+            match parts.extensions.get::<RejectedToken>() {
+                Some(RejectedToken(why)) => ApiError::Unauthorized(why.clone()),
+                None => ApiError::Unauthorized(
+                    "sign in: send a bearer token (locally: `storefront token --user NAME`)".into(),
+                ),
+            }
         })?;
         let user_id = UserId::new(claims.sub).map_err(|e| {
             ApiError::Unauthorized(format!("the token's subject is not a usable user id: {e}"))
@@ -113,6 +116,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
         })
     }
 }
+
+/// Why the local JWT layer refused the request's token. Like API Gateway's
+/// authorizer, which runs only on the routes that need a caller, the layer
+/// does not answer for the route: a route that extracts an [`Identity`]
+/// answers 401 with this reason, a public route ignores the token.
+#[derive(Debug, Clone)]
+pub struct RejectedToken(pub String);
 
 /// An admin caller. Extracting it answers 401 (no verified claims) or 403
 /// (not in the `admin` group) before the handler's other extractors run:

@@ -45,7 +45,7 @@ use storefront_store::{EventStore, StateStore};
 use utoipa::OpenApi;
 
 pub use error::ApiError;
-pub use identity::{Admin, Claims, Identity};
+pub use identity::{Admin, Claims, Identity, RejectedToken};
 
 /// Everything the API function reads from its environment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -229,33 +229,25 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             Vec::<String>::new(),
         )]);
-        // Every operation may answer these problems (body parsing, identity
-        // and the retry budget are shared by all routes): document them all,
-        // as application/problem+json, which is what errors are sent as.
-        let common = [
-            (400, "The request is malformed"),
-            (401, "No valid token"),
-            (403, "Not allowed for this identity"),
-            (404, "No such resource"),
-            (405, "Method not allowed"),
-            (409, "Conflict"),
-            (413, "Body over 64 KiB"),
-            (415, "Body is not JSON"),
-            (422, "A business rule refuses it"),
-            (503, "A backend is unavailable; retry"),
-        ];
-        for item in openapi.paths.paths.values_mut() {
+        // The problems an operation can answer, derived from what it is
+        // (each rule is one layer or extractor that every such route runs),
+        // on top of those its annotation lists (403, 404, 422: its own
+        // rules); and none it cannot (a public route never answers 401, a
+        // route without a body never 413 or 415). `authz.rs` and
+        // schemathesis fail on a status an operation does not list.
+        for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.head,
-                &mut item.options,
-                &mut item.trace,
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+                (&mut item.patch, true),
+                (&mut item.head, false),
+                (&mut item.options, false),
+                (&mut item.trace, false),
             ];
-            for op in operations.into_iter().flatten() {
+            for (op, command) in operations {
+                let Some(op) = op.as_mut() else { continue };
                 for (code, response) in op.responses.responses.iter_mut() {
                     if let (true, utoipa::openapi::RefOr::T(response)) =
                         (code.starts_with('4') || code.starts_with('5'), response)
@@ -266,24 +258,94 @@ impl utoipa::Modify for BearerAuth {
                             .insert("application/problem+json".to_owned(), content);
                     }
                 }
-                for (status, description) in common {
+                let public = op.security.as_ref().is_some_and(|s| {
+                    s.iter()
+                        .any(|r| r == &utoipa::openapi::security::SecurityRequirement::default())
+                });
+                let body = op.request_body.is_some();
+                let parameters = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let keyed = op
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.name == "Idempotency-Key");
+                // /health and the document itself touch no store.
+                let stored = !matches!(path.as_str(), "/health" | "/openapi.json" | "/docs");
+                let derived = [
+                    (400, "The request is malformed", body || parameters),
+                    (401, "No valid token", !public),
+                    (
+                        409,
+                        "A conflict: a lost race after every retry, or the same Idempotency-Key still running or used for another request",
+                        command,
+                    ),
+                    (413, "Body over 64 KiB", body),
+                    (
+                        422,
+                        "A business rule refuses it, or the Idempotency-Key was used for another request",
+                        keyed,
+                    ),
+                    (415, "Body is not JSON", body),
+                    (503, "A backend is unavailable; retry", stored),
+                ];
+                let responses = &mut op.responses.responses;
+                for (status, description, applies) in derived {
                     let key = status.to_string();
-                    op.responses.responses.entry(key).or_insert_with(|| {
-                        utoipa::openapi::ResponseBuilder::new()
-                            .description(description)
-                            .content(
-                                "application/problem+json",
-                                utoipa::openapi::ContentBuilder::new()
-                                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
-                                    .build(),
-                            )
-                            .build()
-                            .into()
-                    });
+                    if applies {
+                        responses.entry(key).or_insert_with(|| problem(description));
+                    } else if matches!(status, 401 | 413 | 415 | 503) {
+                        // Only these layers decide alone; a route's own
+                        // 400, 409 or 422 stays listed.
+                        responses.remove(&key);
+                    }
                 }
+                if public {
+                    responses.remove("403");
+                }
+                // API Gateway's throttling (the template's route settings),
+                // answered before the function runs, in its own shape.
+                responses.insert(
+                    "429".to_owned(),
+                    utoipa::openapi::ResponseBuilder::new()
+                        .description("Throttled by API Gateway; retry later")
+                        .content(
+                            "application/json",
+                            utoipa::openapi::ContentBuilder::new()
+                                .schema(Some(utoipa::openapi::Ref::from_schema_name("Throttled")))
+                                .build(),
+                        )
+                        .build()
+                        .into(),
+                );
             }
         }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.schemas.insert(
+            "Throttled".to_owned(),
+            utoipa::openapi::ObjectBuilder::new()
+                .property(
+                    "message",
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::String),
+                )
+                .required("message")
+                .into(),
+        );
     }
+}
+
+/// A problem response (application/problem+json) with `description`.
+fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
 }
 
 /// The OpenAPI document as pretty JSON (what `openapi.json` holds).

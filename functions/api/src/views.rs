@@ -94,7 +94,10 @@ pub struct CartView {
     pub lines: Vec<LineView>,
     /// Sum of the lines in minor units.
     pub total_cents: i64,
-    /// ISO 4217 code, once the cart has had an item.
+    /// ISO 4217 code: the currency of the cart's first line; absent while
+    /// the cart has never had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub currency: Option<String>,
     /// Stream version.
     pub version: u64,
@@ -293,3 +296,41 @@ pub struct Shipment {
 }
 
 pub use crate::stats::{StatsView, TopProduct};
+
+/// An event as stored and published (`schemas/envelope.json`): what
+/// `GET /admin/streams/{streamId}/events` lists. Documentation only: the
+/// route serializes [`storefront_domain::EventEnvelope`], which has exactly
+/// these fields (`causationId` absent when there is none).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = EventEnvelope)]
+pub struct EnvelopeDoc {
+    /// UUIDv7, unique across all streams.
+    pub event_id: String,
+    /// The dotted type from the catalogue, e.g. `cart.item.added`.
+    pub event_type: String,
+    /// `{aggregateType}#{aggregateId}`, e.g. `cart#u-42`.
+    pub stream_id: String,
+    /// 1-based position in the stream, without gaps.
+    #[schema(minimum = 1)]
+    pub version: u64,
+    /// When the event was decided, RFC 3339 UTC with milliseconds.
+    #[schema(format = DateTime)]
+    pub occurred_at: String,
+    /// Version of the payload's schema.
+    pub schema_version: u32,
+    /// The API request id that started the flow.
+    pub correlation_id: String,
+    /// The eventId that caused this one; absent for a command's first events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub causation_id: Option<String>,
+    /// A user id or `system:<handler>`.
+    pub actor: String,
+    /// The payload: the event type's schema in `schemas/`.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// `sha256:` and the hex SHA-256 of the canonical (stream, version, type, data).
+    #[schema(pattern = "^sha256:[0-9a-f]{64}$")]
+    pub checksum: String,
+}

@@ -5,7 +5,7 @@ use super::*;
 /// A stream's events in version order (admin). The stream id is `{type}#{id}`, `#` encoded as `%23`.
 #[utoipa::path(get, path = "/admin/streams/{streamId}/events", tag = "admin",
     params(("streamId" = String, Path, description = "e.g. cart%23alice")),
-    responses((status = 200, description = "Envelopes in version order", body = [serde_json::Value]),
+    responses((status = 200, description = "Envelopes in version order", body = [crate::views::EnvelopeDoc]),
         (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn stream_events(
     State(app): State<AppState>,

@@ -99,12 +99,12 @@ async fn order_command(
     .await
 }
 
-/// Pay a confirmed order's exact total (owner).
+/// Pay a confirmed order's exact total (owner; an admin may not pay for a shopper).
 #[utoipa::path(post, path = "/orders/{id}/payment", tag = "orders", request_body = Payment,
     params(("id" = String, Path, description = "Order id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
-    responses((status = 200, body = OrderView), (status = 400, body = Problem), (status = 404, body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 200, body = OrderView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn pay(
     State(app): State<AppState>,
     identity: Identity,
