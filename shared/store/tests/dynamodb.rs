@@ -14,7 +14,7 @@ use conformance::{Harness, created, seal, stream};
 use storefront_store::dynamodb::{
     DynamoStore, TableNames, create_tables, event_to_item, item_to_event,
 };
-use storefront_store::{AppendBatch, EventStore, StateStore, StoreError, StreamAppend};
+use storefront_store::StoreError;
 
 fn endpoint() -> String {
     match std::env::var("STOREFRONT_DYNAMODB_ENDPOINT") {
@@ -153,26 +153,4 @@ async fn item_conversion() {
         item_to_event(&bad_number),
         Err(StoreError::Corrupt { .. })
     ));
-}
-
-/// A refused 101-item append never reaches DynamoDB: the stream stays empty and no state is written.
-#[tokio::test]
-async fn oversized_transaction_is_refused_before_aws() {
-    let store = Dynamo.store().await;
-    let s = stream("HUGE");
-    let events: Vec<_> = (0..101).map(|i| conformance::adjusted(1, i + 1)).collect();
-    let batch = AppendBatch {
-        streams: vec![StreamAppend {
-            stream: s.clone(),
-            expected_version: 0,
-            events: seal(&s, 0, &events),
-        }],
-        state: vec![],
-    };
-    assert!(matches!(
-        store.append_batch(batch).await,
-        Err(StoreError::TooManyItems { items: 101, .. })
-    ));
-    assert_eq!(store.current_version(&s).await.expect("version"), 0);
-    assert!(store.query("anything").await.expect("query").is_empty());
 }

@@ -416,3 +416,40 @@ async fn the_iam_list_is_what_the_adapter_sends() {
         assert_eq!(sent, listed(call), "{call:?}: sent on the wire vs listed");
     }
 }
+
+/// A refused 101-item append (100 events and a state write) never reaches
+/// DynamoDB: the proxy forwards no write, the stream stays empty and the
+/// state item is not there.
+#[tokio::test]
+async fn oversized_transaction_is_refused_before_aws() {
+    let (store, proxy) = faulty_store().await;
+    let s = stream("HUGE");
+    let events: Vec<Event> = (0..100).map(|i| adjusted(i + 1)).collect();
+    let batch = AppendBatch {
+        streams: vec![StreamAppend {
+            stream: s.clone(),
+            expected_version: 0,
+            events: seal(&s, 0, &events),
+        }],
+        state: vec![StateWrite {
+            item: StateItem {
+                pk: "huge#state".into(),
+                sk: "one".into(),
+                version: 1,
+                value: serde_json::json!({}),
+                expires_at: None,
+            },
+            condition: Condition::NotExists,
+        }],
+    };
+    let refused = store.append_batch(batch).await;
+    assert!(
+        matches!(refused, Err(StoreError::TooManyItems { items: 101, .. })),
+        "{refused:?}"
+    );
+    for op in ["TransactWriteItems", "PutItem"] {
+        assert_eq!(proxy.forwarded(op), 0, "{op} reached DynamoDB");
+    }
+    assert_eq!(store.current_version(&s).await.expect("version"), 0);
+    assert!(store.get("huge#state", "one").await.expect("get").is_none());
+}
