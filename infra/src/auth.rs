@@ -25,6 +25,9 @@ pub const ISSUER: &str = "storefront-local";
 pub const AUDIENCE: &str = "storefront";
 const KEY_FILE: &str = "dev-signing-key";
 
+/// The shortest dev signing key accepted, in bytes (HS256's own key size).
+pub const MIN_KEY_BYTES: usize = 32;
+
 /// Why a token was refused, or a key could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -71,24 +74,42 @@ impl std::fmt::Debug for DevKeys {
 
 impl DevKeys {
     /// Loads the key from the data folder, creating a random one on first use.
+    ///
+    /// A new key is written whole or not at all: to a private temporary file
+    /// (mode 0600), synced, then linked into place only if no key is there
+    /// yet (a concurrent first use reads the winner's key instead of
+    /// overwriting it). A key shorter than [`MIN_KEY_BYTES`] (an empty file
+    /// included) is refused: anyone could forge an admin's token with it.
     pub fn load_or_create(data: &Path) -> Result<DevKeys, AuthError> {
         let path = data.join(KEY_FILE);
         let err = |reason: String| AuthError::Key {
             path: path.display().to_string(),
             reason,
         };
-        let secret = match std::fs::read_to_string(&path) {
-            Ok(text) => hex::decode(text.trim())
-                .map_err(|e| err(format!("not hex: {e}; delete it to make a new one")))?,
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(data).map_err(|e| err(e.to_string()))?;
                 let mut secret = vec![0u8; 32];
                 getrandom::fill(&mut secret).map_err(|e| err(e.to_string()))?;
-                write_private(&path, &hex::encode(&secret)).map_err(|e| err(e.to_string()))?;
-                secret
+                create_private(data, &path, &hex::encode(&secret))
+                    .map_err(|e| err(format!("cannot write it: {e}")))?;
+                std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?
             }
-            Err(e) => return Err(err(e.to_string())),
+            Err(e) => {
+                return Err(err(format!(
+                    "unreadable ({e}); fix its permissions, or delete it to make a new one"
+                )));
+            }
         };
+        let secret = hex::decode(text.trim())
+            .map_err(|e| err(format!("not hex: {e}; delete it to make a new one")))?;
+        if secret.len() < MIN_KEY_BYTES {
+            return Err(err(format!(
+                "{} bytes, fewer than the {MIN_KEY_BYTES} a signing key needs (a write cut short?); delete it to make a new one",
+                secret.len()
+            )));
+        }
         Ok(DevKeys::from_secret(&secret))
     }
 
@@ -164,21 +185,38 @@ impl DevKeys {
     }
 }
 
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes `text` to `path` atomically, only if `path` does not exist: a
+/// private temporary file in `dir`, synced, hard-linked into place (which
+/// fails if a key got there first: that key is kept), then removed.
+fn create_private(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)
+    let mut tag = [0u8; 8];
+    getrandom::fill(&mut tag).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let temporary = dir.join(format!(".{KEY_FILE}.{}", hex::encode(tag)));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = (|| {
+        let mut f = options.open(&temporary)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        match std::fs::hard_link(&temporary, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        // The new name is durable once the folder is.
+        if let Ok(folder) = std::fs::File::open(dir) {
+            let _ = folder.sync_all();
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&temporary);
+    written
 }
 
 /// The layer: a request with `Authorization: Bearer <token>` gets the token's
@@ -292,5 +330,88 @@ mod tests {
         let b = DevKeys::load_or_create(dir.path()).expect("load");
         let token = a.issue("bob", false, None, 60).expect("issue");
         assert!(b.verify(&token).is_ok());
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A token with `alg: none` (no signature), or signed with an empty
+    /// key, is refused, however good its claims.
+    #[test]
+    fn unsigned_and_empty_key_tokens_are_refused() {
+        let keys = DevKeys::from_secret(b"0123456789abcdef0123456789abcdef");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let claims = serde_json::json!({"sub": "root", "cognito:groups": ["admin"], "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600});
+        let payload = b64(claims.to_string().as_bytes());
+        for header in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"None","typ":"JWT"}"#,
+            r#"{"alg":"none"}"#,
+        ] {
+            let token = format!("{}.{payload}.", b64(header.as_bytes()));
+            assert!(keys.verify(&token).is_err(), "{header} must be refused");
+        }
+        let empty = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b""),
+        )
+        .expect("sign with an empty key");
+        assert!(keys.verify(&empty).is_err(), "an empty key's token");
+    }
+
+    /// An empty or short key file is refused with what to do; a new key is
+    /// private and whole, and concurrent first uses agree on one key.
+    #[test]
+    fn weak_keys_are_refused_and_new_ones_are_written_whole() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(KEY_FILE);
+        std::fs::write(&path, "").expect("empty key");
+        let err = DevKeys::load_or_create(dir.path()).expect_err("empty key refused");
+        assert!(err.to_string().contains("fewer than the 32"), "{err}");
+        assert!(err.to_string().contains("delete it"), "{err}");
+        std::fs::write(&path, hex::encode([7u8; 16])).expect("short key");
+        assert!(
+            DevKeys::load_or_create(dir.path()).is_err(),
+            "16 bytes refused"
+        );
+
+        let dir = tempfile::tempdir().expect("dir");
+        let keys: Vec<DevKeys> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| DevKeys::load_or_create(dir.path()).expect("key")))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        let token = keys[0].issue("alice", false, None, 60).expect("issue");
+        for k in &keys {
+            k.verify(&token).expect("every first use got the same key");
+        }
+        let text = std::fs::read_to_string(dir.path().join(KEY_FILE)).expect("key");
+        assert_eq!(hex::decode(text.trim()).expect("hex").len(), 32);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .filter(|n| n != KEY_FILE)
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }

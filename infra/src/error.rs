@@ -36,6 +36,26 @@ pub enum RuntimeError {
     /// An event pattern of the template could not be compiled.
     #[error("template.yaml: {0}")]
     Patterns(#[from] RouterError),
+    /// Another runtime holds the data folder.
+    #[error(
+        "another storefront runtime{} is using the data folder {}: stop it, or give this one another folder (--data DIR)",
+        .holder.as_deref().map(|h| format!(" (pid {h})")).unwrap_or_default(),
+        .path.display()
+    )]
+    DataFolderInUse {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// The other process, as it wrote itself into the lock file.
+        holder: Option<String>,
+    },
+    /// The data folder's lock file could not be opened or locked.
+    #[error("cannot lock the data folder {}: {source}", .path.display())]
+    DataFolderLock {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The data folder could not be created.
     #[error("cannot create data folder {path}: {source}")]
     DataFolder {

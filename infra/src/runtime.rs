@@ -42,6 +42,58 @@ pub fn describe_api(addr: SocketAddr, api_function: &str) -> String {
     format!("  api       http://{addr}  ({api_function} behind a local JWT layer)\n")
 }
 
+/// A data folder held by one runtime: an OS lock on `{data}/runtime.lock`,
+/// released when the value is dropped or the process dies (SIGKILL
+/// included), so a stale lock cannot outlive its holder. The file holds the
+/// holder's pid, for the next one's error message.
+#[derive(Debug)]
+pub struct DataLock {
+    _file: std::fs::File,
+}
+
+impl DataLock {
+    /// The lock file's name in the data folder.
+    pub const FILE: &'static str = "runtime.lock";
+
+    /// Takes the data folder, or says which process has it.
+    pub fn acquire(data: &Path) -> Result<DataLock, RuntimeError> {
+        use std::io::{Read, Seek, Write};
+        std::fs::create_dir_all(data).map_err(|source| RuntimeError::DataFolder {
+            path: data.to_owned(),
+            source,
+        })?;
+        let path = data.join(Self::FILE);
+        let failed = |source| RuntimeError::DataFolderLock {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = Some(holder.trim().to_owned()).filter(|h| !h.is_empty());
+                return Err(RuntimeError::DataFolderInUse {
+                    path: data.to_owned(),
+                    holder,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+        }
+        file.set_len(0).map_err(failed)?;
+        file.rewind().map_err(failed)?;
+        write!(file, "{}", std::process::id()).map_err(failed)?;
+        Ok(DataLock { _file: file })
+    }
+}
+
 /// Serves `app` on `listener` and runs `service` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

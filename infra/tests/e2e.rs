@@ -226,3 +226,34 @@ async fn a_record_given_up_on_is_republished() {
     quiet(&c).await;
     assert_eq!(outbox().await, 1, "still one");
 }
+
+/// A second runtime on a data folder in use refuses to start, naming the
+/// folder and the first runtime's pid; once the first is killed (SIGKILL:
+/// the OS drops its lock), a runtime starts there again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_runtime_per_data_folder() {
+    let dir = data();
+    let first = Runtime::start(dir.path());
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_storefront"))
+        .args(["dev", "--port", "0", "--data"])
+        .arg(dir.path())
+        .arg("--template")
+        .arg(common::template())
+        .output()
+        .expect("run a second runtime");
+    assert!(!second.status.success(), "the second runtime started");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&dir.path().display().to_string())
+            && stderr.contains(&format!("pid {}", first.child.id())),
+        "{stderr}"
+    );
+    let pid = first.child.id();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+    drop(first);
+    let again = Runtime::start(dir.path());
+    let c = Client::new(&again.base);
+    assert_eq!(c.ok("GET", "/health", None, None).await["status"], "ok");
+}

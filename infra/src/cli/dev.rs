@@ -26,6 +26,9 @@ pub(super) fn init_logs(format: LogFormat) {
 
 pub(super) async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     init_logs(args.log_format);
+    // One runtime per data folder: a second would hand out the first's
+    // in-flight messages again and move its stream checkpoint.
+    let _lock = crate::runtime::DataLock::acquire(&cli.data)?;
     let addr = SocketAddr::new(args.host, args.port);
     let listen = |source| CliError::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
