@@ -582,3 +582,36 @@ async fn unicode_and_long_strings() {
     .await
     .expect(201);
 }
+
+/// A cart after checkout starts afresh: a shopper who bought in EUR adds a
+/// USD product next, and that cart is in USD; while a cart has lines, a
+/// product in another currency is still refused.
+#[tokio::test]
+async fn the_next_cart_takes_the_currency_of_its_first_line() {
+    let (t, _) = TestApp::sqlite();
+    t.product("MUG", 1250, 5).await;
+    t.post(
+        "/products",
+        ADMIN,
+        json!({"sku": "CAP", "name": "Cap", "priceCents": 900, "currency": "USD", "stock": 5}),
+    )
+    .await
+    .expect(201);
+    t.post("/cart/items", ALICE, json!({"sku": "MUG", "quantity": 1}))
+        .await
+        .expect(200);
+    t.post("/cart/items", ALICE, json!({"sku": "CAP", "quantity": 1}))
+        .await
+        .expect(422);
+    t.post("/cart/checkout", ALICE, json!({})).await.expect(201);
+    let cart = t
+        .post("/cart/items", ALICE, json!({"sku": "CAP", "quantity": 1}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(cart["currency"], "USD");
+    assert_eq!(cart["totalCents"], 900);
+    t.post("/cart/items", ALICE, json!({"sku": "MUG", "quantity": 1}))
+        .await
+        .expect(422);
+}

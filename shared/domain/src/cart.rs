@@ -2,7 +2,8 @@
 //!
 //! Rules: 1..=99 units per line; only existing, not discontinued products; one
 //! currency per cart, fixed by its first item; an empty cart cannot check out. Checking out empties the
-//! cart, so the same stream carries a shopper's next cart too.
+//! cart, so the same stream carries a shopper's next cart too: that one starts afresh
+//! (`cart.created` again, with the currency of its own first item).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -169,7 +170,8 @@ impl Aggregate for CartState {
                     });
                 }
                 let mut events = Vec::new();
-                if self.user_id.is_none() {
+                // A shopper's first cart, or the next one after a checkout.
+                if self.currency.is_none() {
                     events.push(Event::CartCreated(CartCreated {
                         user_id: user_id.clone(),
                         currency: product.currency.clone(),
@@ -284,6 +286,8 @@ impl Aggregate for CartState {
                 self.lines.clear();
                 self.checked_out.push(e.order_id.clone());
                 self.abandoned = false;
+                // The next cart takes the currency of its first item.
+                self.currency = None;
             }
             Event::CartAbandoned(_) => self.abandoned = true,
             _ => return self,
@@ -412,6 +416,29 @@ mod tests {
             });
     }
 
+    /// After a checkout the next cart starts afresh: a product in another
+    /// currency is its first item, and it is a new `cart.created`.
+    #[test]
+    fn the_cart_after_a_checkout_takes_its_first_items_currency() {
+        let mut usd = mug();
+        usd.currency = Currency::new("USD").expect("usd");
+        let checked_out = Event::CartCheckedOut(CartCheckedOut {
+            order_id: OrderId::new("o-1").expect("id"),
+            total_cents: 1250,
+            currency: eur(),
+        });
+        let state = given::<CartState>([created(), added(1), checked_out])
+            .when(add(1, Some(usd)))
+            .then([
+                Event::CartCreated(CartCreated {
+                    user_id: user(),
+                    currency: Currency::new("USD").expect("usd"),
+                }),
+                added(1),
+            ]);
+        assert_eq!(state.currency, Some(Currency::new("USD").expect("usd")));
+    }
+
     /// Changing and removing lines; both refuse a line that is not there.
     #[test]
     fn change_and_remove() {
@@ -533,16 +560,17 @@ mod tests {
                 currency: eur(),
             }),
         ];
+        // The next cart starts afresh: created again, then the line.
         given::<CartState>(history.clone())
             .when(add(1, Some(mug())))
-            .then([added(1)]);
+            .then([created(), added(1)]);
         given::<CartState>(history.clone())
             .when(CartCommand::Checkout {
                 order_id: order.clone(),
             })
             .then_err(DomainError::EmptyCart);
         let mut refilled = history.to_vec();
-        refilled.push(added(1));
+        refilled.extend([created(), added(1)]);
         given::<CartState>(refilled)
             .when(CartCommand::Checkout { order_id: order })
             .then_err(DomainError::AlreadyExists("order"));
