@@ -14,10 +14,15 @@ import urllib.request
 import schemathesis
 
 BASE = os.environ["STOREFRONT_URL"]
+# The /_local routes answer an admin's dev token only.
+LOCAL_TOKEN = os.environ["STOREFRONT_LOCAL_TOKEN"]
 
 
 def appended_by_requests():
-    with urllib.request.urlopen(BASE + "/_local/events/count", timeout=30) as r:
+    request = urllib.request.Request(
+        BASE + "/_local/events/count", headers={"Authorization": "Bearer " + LOCAL_TOKEN}
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
         return json.load(r)["appendedByRequests"]
 
 

@@ -34,7 +34,7 @@ pub fn http(api: Router, keys: &DevKeys, service: &Arc<Service>) -> Router {
         crate::auth::layer,
     ));
     let control: Arc<dyn Control> = service.clone();
-    crate::service::control::router(control).merge(api)
+    crate::service::control::router(control, keys.clone()).merge(api)
 }
 
 /// The banner lines both modes print about the API.

@@ -7,7 +7,7 @@
 mod common;
 mod scenarios;
 
-use common::{Client, Runtime, quiet};
+use common::{Runtime, quiet};
 use serde_json::json;
 use storefront_store::EventLog;
 
@@ -56,7 +56,7 @@ async fn duplicate_deliveries() {
 async fn crash_safety_under_sigkill() {
     let dir = data();
     let rt = Runtime::start(dir.path());
-    let c = Client::new(&rt.base);
+    let c = rt.client();
     let admin = rt.token("root", true);
     c.ok("POST", "/products", Some(&admin), Some(json!({"sku": "MUG", "name": "Mug", "priceCents": 100, "currency": "EUR", "stock": 1000}))).await;
     // 40 shoppers each add and check out, concurrently; the runtime is killed while they run.
@@ -112,7 +112,7 @@ async fn crash_safety_under_sigkill() {
 
     let rt = Runtime::start(dir.path());
     eprintln!("restarted after {:?}", started.elapsed());
-    let c = Client::new(&rt.base);
+    let c = rt.client();
     quiet(&c).await;
     eprintln!("quiet after {:?}", started.elapsed());
     let s = store(&rt);
@@ -254,6 +254,67 @@ async fn one_runtime_per_data_folder() {
         .status();
     drop(first);
     let again = Runtime::start(dir.path());
-    let c = Client::new(&again.base);
+    let c = again.client();
     assert_eq!(c.ok("GET", "/health", None, None).await["status"], "ok");
+}
+
+/// The `/_local` tooling answers an admin's dev token only, and no browser
+/// page (a request with `Origin` or a cross-site `Sec-Fetch-Site`), however
+/// it is signed; a runtime told to listen beyond loopback says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_tooling_needs_an_admin_and_no_browser() {
+    let dir = data();
+    let rt = Runtime::start(dir.path());
+    let admin = rt.token("root", true);
+    let shopper = rt.token("alice", false);
+    let http = reqwest::Client::new();
+    let rewind = |token: Option<&str>, header: Option<(&str, &str)>| {
+        let mut r = http.post(format!("{}/_local/feed/rewind", rt.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some((k, v)) = header {
+            r = r.header(k, v);
+        }
+        r.send()
+    };
+    let status = |r: reqwest::Result<reqwest::Response>| r.expect("response").status().as_u16();
+    assert_eq!(status(rewind(None, None).await), 401);
+    assert_eq!(status(rewind(Some("not.a.token"), None).await), 401);
+    assert_eq!(status(rewind(Some(&shopper), None).await), 403);
+    assert_eq!(
+        status(rewind(Some(&admin), Some(("origin", "http://evil.example"))).await),
+        403
+    );
+    assert_eq!(
+        status(rewind(Some(&admin), Some(("sec-fetch-site", "cross-site"))).await),
+        403
+    );
+    assert_eq!(status(rewind(Some(&admin), None).await), 200);
+    let queues = http
+        .get(format!("{}/_local/queues", rt.base))
+        .bearer_auth(&admin)
+        .send()
+        .await;
+    assert_eq!(status(queues), 200);
+
+    let wide = tempfile::tempdir().expect("dir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_storefront"))
+        .args(["dev", "--host", "0.0.0.0", "--port", "0", "--data"])
+        .arg(wide.path())
+        .arg("--template")
+        .arg(common::template())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).expect("a line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first.contains("warning: listening on 0.0.0.0, not on loopback"),
+        "{first}"
+    );
 }

@@ -30,6 +30,12 @@ pub(super) async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     // in-flight messages again and move its stream checkpoint.
     let _lock = crate::runtime::DataLock::acquire(&cli.data)?;
     let addr = SocketAddr::new(args.host, args.port);
+    if !args.host.is_loopback() {
+        eprintln!(
+            "warning: listening on {}, not on loopback: anyone who can reach this address can call the API with a dev token, and the local tooling with an admin's; use --host 127.0.0.1 unless you mean it",
+            args.host
+        );
+    }
     let listen = |source| CliError::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
     let bound = listener.local_addr().map_err(listen)?;

@@ -5,14 +5,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 
 use super::ServiceError;
 use super::function::Faults;
+use crate::auth::DevKeys;
 
 /// Messages waiting for one handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,8 +64,9 @@ fn unavailable(e: ServiceError) -> Failure {
     (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
-/// The `/_local` routes over `control`.
-pub fn router(control: Arc<dyn Control>) -> Router {
+/// The `/_local` routes over `control`, behind [`guard`]: an admin's dev
+/// token, and no browser page from anywhere.
+pub fn router(control: Arc<dyn Control>, keys: DevKeys) -> Router {
     Router::new()
         .route("/_local/faults", get(list_faults))
         .route(
@@ -73,6 +77,59 @@ pub fn router(control: Arc<dyn Control>) -> Router {
         .route("/_local/events/count", get(event_counts))
         .route("/_local/feed/rewind", post(rewind_feed))
         .with_state(control)
+        .layer(axum::middleware::from_fn_with_state(keys, guard))
+}
+
+/// What every `/_local` route asks first. A browser's request (it carries
+/// `Origin`, or `Sec-Fetch-Site` other than `none`) is refused whatever it
+/// carries: a page the developer opens must not rewind the feed or switch
+/// faults, and against a real stack in AWS mode a rewind republishes to the
+/// real bus. Then an admin's dev token (`storefront token --user NAME
+/// --admin`): 401 without a valid one, 403 for a shopper's.
+pub async fn guard(State(keys): State<DevKeys>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let from_a_page = headers.contains_key(header::ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() != b"none");
+    if from_a_page {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "the local tooling answers the CLI and tests, not browser pages",
+        );
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "the local tooling needs an admin's dev token: `storefront token --user NAME --admin`",
+        );
+    };
+    match keys.verify(token) {
+        Ok(claims) if claims.groups.iter().any(|g| g == "admin") => next.run(request).await,
+        Ok(_) => refuse(
+            StatusCode::FORBIDDEN,
+            "the local tooling needs an admin's token (`storefront token --user NAME --admin`)",
+        ),
+        Err(e) => refuse(StatusCode::UNAUTHORIZED, &e.to_string()),
+    }
+}
+
+fn refuse(status: StatusCode, detail: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        Json(serde_json::json!({
+            "title": status.canonical_reason().unwrap_or("refused"),
+            "status": status.as_u16(),
+            "detail": detail,
+        })),
+    )
+        .into_response()
 }
 
 type Ctl = State<Arc<dyn Control>>;
