@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use conformance::{Harness, created, seal, stream};
+use storefront_store::StoreError;
 use storefront_store::dynamodb::{
     DynamoStore, TableNames, create_tables, event_to_item, item_to_event,
 };
-use storefront_store::StoreError;
 
 fn endpoint() -> String {
     match std::env::var("STOREFRONT_DYNAMODB_ENDPOINT") {
