@@ -167,7 +167,7 @@ async fn a_failed_sweep_reports_a_typed_error() {
         .function_by_binary("storefront-cart-sweeper")
         .expect("the sweeper");
     let name = "storefront-typed-error-cart-sweeper";
-    let mut env = rehearsal::lambda_environment(name, 128, "us-east-1");
+    let mut env = storefront::service::runtime_api::lambda_environment(name, 128, "us-east-1");
     for (k, v) in [
         ("EVENTS_TABLE", "events"),
         ("STATE_TABLE", "state"),

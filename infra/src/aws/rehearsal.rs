@@ -30,7 +30,7 @@ use storefront_template::Function;
 
 use super::deployment::Deployment;
 use crate::error::RuntimeError;
-use crate::service::runtime_api::{ProcessFunction, ProcessSpec};
+use crate::service::runtime_api::{ProcessFunction, ProcessSpec, lambda_environment};
 
 /// Largest request body the front accepts (the API's own limit is lower).
 const MAX_BODY: usize = 1 << 20;
@@ -118,34 +118,6 @@ pub async fn start(
     ProcessFunction::start(spec)
         .await
         .map_err(|e| RuntimeError::Deployment(e.to_string()))
-}
-
-/// What Lambda puts in every `provided.al2023` function's environment
-/// before the function's own variables (credentials and the Runtime API's
-/// address aside).
-pub fn lambda_environment(name: &str, memory: i32, region: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory.to_string()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
-        (
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            "rehearsal/[$LATEST]local".into(),
-        ),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
-        ("AWS_REGION", region.to_owned()),
-        ("AWS_DEFAULT_REGION", region.to_owned()),
-        ("_HANDLER", "bootstrap".into()),
-        ("LAMBDA_TASK_ROOT", "/var/task".into()),
-        ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
-        ("TZ", ":UTC".into()),
-        ("LANG", "en_US.UTF-8".into()),
-        ("PATH", "/usr/local/bin:/usr/bin/:/bin".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
 }
 
 /// API Gateway in front of the API function's binary: every request, with

@@ -36,6 +36,34 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+/// What Lambda puts in every `provided.al2023` function's environment
+/// before the function's own variables (credentials and the Runtime API's
+/// address aside).
+pub fn lambda_environment(name: &str, memory: i32, region: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory.to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "local/[$LATEST]runtime-api".into(),
+        ),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        ("AWS_REGION", region.to_owned()),
+        ("AWS_DEFAULT_REGION", region.to_owned()),
+        ("_HANDLER", "bootstrap".into()),
+        ("LAMBDA_TASK_ROOT", "/var/task".into()),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
+        ("TZ", ":UTC".into()),
+        ("LANG", "en_US.UTF-8".into()),
+        ("PATH", "/usr/local/bin:/usr/bin/:/bin".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
 /// How many log lines of a function are kept.
 pub const LOG_LINES: usize = 20_000;
 

@@ -225,33 +225,18 @@ fn lambda_env(
     template: &Template,
     function: Option<&Function>,
 ) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = [
-        ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}")),
-        ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
-        (
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            "2026/11/27/[$LATEST]bench".into(),
-        ),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_DEFAULT_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "ASIABENCHBENCHBENCH0".into()),
-        ("AWS_SECRET_ACCESS_KEY", "bench".into()),
-        ("AWS_SESSION_TOKEN", "bench".into()),
-        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
-        ("_HANDLER", "bootstrap".into()),
-        ("LAMBDA_TASK_ROOT", "/var/task".into()),
-        ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
-        ("TZ", ":UTC".into()),
-        ("LANG", "en_US.UTF-8".into()),
-        ("PATH", "/usr/local/bin:/usr/bin/:/bin".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let mut env = crate::service::runtime_api::lambda_environment(name, 128, "us-east-1");
+    env.extend(
+        [
+            ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}")),
+            ("AWS_ACCESS_KEY_ID", "ASIABENCHBENCHBENCH0".into()),
+            ("AWS_SECRET_ACCESS_KEY", "bench".into()),
+            ("AWS_SESSION_TOKEN", "bench".into()),
+            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
     if let Some(f) = function {
         for (k, v) in &f.environment {
             let value = match v {
