@@ -318,3 +318,82 @@ async fn local_tooling_needs_an_admin_and_no_browser() {
         "{first}"
     );
 }
+
+/// A power loss that rolls the event log back behind the feed's cursor
+/// (the log's last transactions never reached the disk; the cursor's did):
+/// at the next start the cursor is brought back to the log's end, so the
+/// event that takes a position the cursor had passed is still published and
+/// reaches its handlers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_ahead_of_the_log_is_rewound_at_start() {
+    let dir = data();
+    {
+        let rt = Runtime::start(dir.path());
+        let c = rt.client();
+        let admin = rt.token("root", true);
+        for sku in ["MUG", "TEE", "CAP"] {
+            c.ok(
+                "POST",
+                "/products",
+                Some(&admin),
+                Some(json!({"sku": sku, "name": sku, "priceCents": 100, "currency": "EUR", "stock": 5})),
+            )
+            .await;
+        }
+        quiet(&c).await;
+    }
+    // The power loss: the last two events and AUTOINCREMENT's memory of them
+    // are gone; the cursor in queues.db says they were published.
+    let events = rusqlite::Connection::open(dir.path().join("events.db")).expect("events.db");
+    let last: i64 = events
+        .query_row("SELECT MAX(position) FROM events", [], |r| r.get(0))
+        .expect("max");
+    events
+        .execute("DELETE FROM events WHERE position > ?1", [last - 2])
+        .expect("lose two events");
+    events
+        .execute(
+            "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'events'",
+            [last - 2],
+        )
+        .expect("and their sequence");
+    drop(events);
+    let queues =
+        storefront::local::queues::Queues::open(&dir.path().join("queues.db")).expect("queues.db");
+    assert_eq!(
+        queues
+            .cursor(storefront::local::feed::FEED_CURSOR)
+            .expect("cursor"),
+        last as u64
+    );
+    drop(queues);
+
+    let rt = Runtime::start(dir.path());
+    let c = rt.client();
+    let admin = rt.token("root", true);
+    c.ok(
+        "POST",
+        "/products",
+        Some(&admin),
+        Some(
+            json!({"sku": "HAT", "name": "Hat", "priceCents": 100, "currency": "EUR", "stock": 5}),
+        ),
+    )
+    .await;
+    let logged = store(&rt).read_after(0, 1000).await.expect("log");
+    let hat = logged
+        .iter()
+        .find(|l| l.envelope.stream_id == "product#HAT")
+        .expect("the new event");
+    assert!(
+        hat.position <= last as u64,
+        "the new event took a position the cursor had passed ({} <= {last})",
+        hat.position
+    );
+    let (pk, sk) = storefront_store::keys::audit_seen(&hat.envelope.event_id);
+    let stores = rt.stores();
+    common::eventually(30, "the new event audited", || async {
+        stores.state.get(&pk, sk).await.ok().flatten().map(|_| ())
+    })
+    .await;
+}

@@ -218,12 +218,34 @@ impl LocalRuntime {
         out
     }
 
+    /// The feed's cursor lives in `queues.db` and the events in `events.db`,
+    /// each synced on its own (`synchronous=NORMAL`): after a power loss the
+    /// log's last transactions can roll back while the cursor survives, and
+    /// the positions new events then take, at or below the cursor, would
+    /// never be published. At start-up (before anything appends) a cursor
+    /// ahead of the log is brought back to the log's end.
+    pub async fn rewind_a_cursor_ahead_of_the_log(&self) -> Result<(), RuntimeError> {
+        let cursor = self.queues.cursor(crate::local::feed::FEED_CURSOR)?;
+        let last = self.store.last_position().await?;
+        if cursor > last {
+            tracing::warn!(
+                cursor,
+                log_end = last,
+                "the feed's cursor is ahead of the event log (events lost to a crash or power loss after they were published); moving it back so that new events are published"
+            );
+            self.queues
+                .enqueue_and_advance(&[], crate::local::feed::FEED_CURSOR, last)?;
+        }
+        Ok(())
+    }
+
     /// Runs everything until `shutdown` resolves.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), RuntimeError> {
+        self.rewind_a_cursor_ahead_of_the_log().await?;
         match self.queues.release_in_flight()? {
             0 => {}
             n => tracing::info!(

@@ -123,6 +123,30 @@ impl SqliteStore {
         .map_err(|e| StoreError::sqlite(format!("worker failed: {e}")))?
     }
 
+    /// The position the next appended event's will follow: the highest
+    /// position SQLite has handed out (`AUTOINCREMENT`'s sequence, which
+    /// survives deletions), or the highest stored, 0 for an empty log. After
+    /// a power loss both can be lower than before it: the events' last
+    /// transactions rolled back.
+    pub async fn last_position(&self) -> Result<u64, StoreError> {
+        self.with_conn(|c| {
+            let stored: i64 = c
+                .query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
+                    r.get(0)
+                })
+                .map_err(StoreError::sqlite)?;
+            let handed_out: i64 = c
+                .query_row(
+                    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(StoreError::sqlite)?;
+            Ok(stored.max(handed_out).max(0) as u64)
+        })
+        .await
+    }
+
     /// Runs raw SQL against the database. For tests that need to go behind
     /// the store's back (tampering) and for operator tooling; never used by
     /// the storefront itself.
