@@ -211,3 +211,60 @@ fn public_routes_are_the_documented_public_operations() {
         );
     }
 }
+
+/// The HTTP API answers CORS for the web client's origins (`WebOrigins`):
+/// every request header the API reads is allowed (each header parameter of
+/// openapi.json, the token and the body's type), every method a route has,
+/// and the one response header a client acts on (`Retry-After`) is exposed.
+#[test]
+fn cors_admits_the_web_client_and_what_the_api_reads() {
+    let t = template();
+    let cors = &t.raw["Resources"]["StorefrontApi"]["Properties"]["CorsConfiguration"];
+    assert_eq!(cors["AllowOrigins"], json!({"Ref": "WebOrigins"}));
+    assert_eq!(
+        t.raw["Parameters"]["WebOrigins"]["Type"],
+        "CommaDelimitedList"
+    );
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .expect("a list")
+            .iter()
+            .map(|h| h.as_str().expect("text").to_lowercase())
+            .collect()
+    };
+    let allowed = list(&cors["AllowHeaders"]);
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("openapi.json")).expect("openapi.json"),
+    )
+    .expect("json");
+    let mut read = vec![
+        "authorization".to_owned(),
+        "content-type".to_owned(),
+        "x-correlation-id".to_owned(),
+    ];
+    let mut methods = Vec::new();
+    for (_, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            methods.push(method.to_uppercase());
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] == "header" {
+                    read.push(p["name"].as_str().expect("name").to_lowercase());
+                }
+            }
+        }
+    }
+    for h in &read {
+        assert!(
+            allowed.contains(h),
+            "{h} is read by the API but not allowed by CORS"
+        );
+    }
+    let allowed_methods = list(&cors["AllowMethods"]);
+    for m in &methods {
+        assert!(
+            allowed_methods.contains(&m.to_lowercase()),
+            "{m} is not allowed by CORS"
+        );
+    }
+    assert_eq!(list(&cors["ExposeHeaders"]), ["retry-after"]);
+}
