@@ -1,57 +1,20 @@
 //! Every handler in-process on SQLite, driven by a bus stand-in: the
 //! journey, duplicate and out-of-order delivery, the overselling race, the
-//! saga's compensation, the sweeper, notifications sent once, the audit
-//! chain's tamper detection, and failure isolation in an SQS batch.
+//! saga's compensation, notifications sent once, the audit
+//! chain's tamper detection, and failure isolation in an SQS batch. (The
+//! sweeper's deadlines are in `deadlines.rs`, on SQLite and on moto.)
 
 mod common;
 
 use std::sync::Arc;
 
-use common::{Delivery, Shop};
+use common::{ADMIN, Delivery, Shop, checkout, order_status, product, shopper};
 use serde_json::{Value, json};
-use storefront_domain::product::ProductState;
 use storefront_domain::user::{UserCommand, UserState};
 use storefront_domain::{Aggregate, EventEnvelope, EventMeta, StreamId, seal_batch};
 use storefront_runtime::{EventHandler, Outcome};
 use storefront_store::EventLog;
 use storefront_store::clock::{new_event_id, now_rfc3339};
-
-const ADMIN: Option<(&str, bool)> = Some(("root", true));
-
-fn shopper(name: &str) -> Option<(&str, bool)> {
-    Some((name, false))
-}
-
-async fn product(shop: &Shop, sku: &str) -> ProductState {
-    let stream = StreamId::parse(&format!("product#{sku}")).expect("stream");
-    storefront_store::aggregate::load_full::<ProductState>(&*shop.stores.events, &stream)
-        .await
-        .expect("load")
-        .state
-}
-
-async fn order_status(shop: &Shop, who: Option<(&str, bool)>, id: &str) -> String {
-    shop.ok("GET", &format!("/orders/{id}"), who, None).await["status"]
-        .as_str()
-        .expect("status")
-        .to_owned()
-}
-
-async fn checkout(shop: &Shop, user: &str, items: &[(&str, i64)]) -> String {
-    for (sku, q) in items {
-        shop.ok(
-            "POST",
-            "/cart/items",
-            shopper(user),
-            Some(json!({"sku": sku, "quantity": q})),
-        )
-        .await;
-    }
-    shop.ok("POST", "/cart/checkout", shopper(user), None).await["orderId"]
-        .as_str()
-        .expect("id")
-        .to_owned()
-}
 
 /// A summary of everything the handlers produced, to compare runs.
 async fn summary(shop: &Shop) -> Value {
@@ -183,14 +146,14 @@ async fn journey_in_order() {
         assert!(outbox.contains(&expected), "{expected} in {outbox:?}");
     }
     // Every stored event was audited exactly once.
-    let total = shop.store.read_after_all().await;
+    let total = shop.sqlite().read_after_all().await;
     assert_eq!(s["audited"].as_u64(), Some(total as u64));
     // The fulfillment request followed the payment: the one paid order's
     // stream holds it right after order.paid, caused by it, and nothing
     // else in the log asked for fulfillment.
     let history = shop.ok("GET", "/orders", ADMIN, None).await;
     assert_eq!(history.as_array().map(Vec::len), Some(3));
-    let log = shop.store.read_after(0, 1_000_000).await.expect("log");
+    let log = shop.sqlite().read_after(0, 1_000_000).await.expect("log");
     let of_type = |ty: &str| -> Vec<&EventEnvelope> {
         log.iter()
             .map(|l| &l.envelope)
@@ -378,81 +341,6 @@ async fn reservation_after_cancellation_is_released() {
     assert_eq!(order_status(&shop, shopper("dave"), &id).await, "cancelled");
 }
 
-/// The sweeper abandons idle carts once, and cancels unpaid confirmed orders, which releases their stock.
-#[tokio::test]
-async fn sweeper_abandons_and_expires() {
-    let shop = Shop::new();
-    shop.product("MUG", 5).await;
-    shop.ok(
-        "POST",
-        "/users",
-        shopper("erin"),
-        Some(json!({"email": "erin@example.com", "name": "Erin"})),
-    )
-    .await;
-    shop.ok(
-        "POST",
-        "/cart/items",
-        shopper("erin"),
-        Some(json!({"sku": "MUG", "quantity": 1})),
-    )
-    .await;
-    let id = checkout(&shop, "frank", &[("MUG", 2)]).await;
-    shop.settle(Delivery::InOrder).await;
-    assert_eq!(
-        order_status(&shop, shopper("frank"), &id).await,
-        "confirmed"
-    );
-    assert_eq!(product(&shop, "MUG").await.reserved, 2);
-
-    let later = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        + 3600;
-    let patient = storefront_cart_sweeper::Sweeper::new(
-        shop.stores.clone(),
-        &storefront_cart_sweeper::Settings {
-            cart_idle: std::time::Duration::from_secs(7200),
-            payment_timeout: std::time::Duration::from_secs(7200),
-            ..Default::default()
-        },
-    );
-    assert_eq!(
-        patient.sweep(later).await.expect("sweep"),
-        Default::default(),
-        "nothing is due yet"
-    );
-    let sweeper = storefront_cart_sweeper::Sweeper::new(
-        shop.stores.clone(),
-        &storefront_cart_sweeper::Settings {
-            cart_idle: std::time::Duration::from_secs(60),
-            payment_timeout: std::time::Duration::from_secs(60),
-            ..Default::default()
-        },
-    );
-    let report = sweeper.sweep(later).await.expect("sweep");
-    assert_eq!((report.carts_abandoned, report.orders_expired), (1, 1));
-    shop.settle(Delivery::InOrder).await;
-    assert_eq!(
-        sweeper.sweep(later).await.expect("sweep"),
-        Default::default(),
-        "abandoned once, expired once"
-    );
-    assert_eq!(
-        order_status(&shop, shopper("frank"), &id).await,
-        "cancelled"
-    );
-    assert_eq!(product(&shop, "MUG").await.reserved, 0, "released");
-    let outbox: Vec<String> = shop
-        .outbox()
-        .await
-        .iter()
-        .map(|m| m["template"].as_str().unwrap_or("").to_owned())
-        .collect();
-    assert!(outbox.contains(&"cart-abandoned".to_owned()));
-}
-
 /// A notification is sent once per event even when two deliveries race, and a user without an address yields notification.failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notifications_send_once() {
@@ -565,7 +453,7 @@ async fn audit_chain_detects_tampering() {
     assert!(n >= 3, "{n} records");
 
     // Alter record 3's event type behind the store's back.
-    let changed = shop.store.execute_raw(format!(
+    let changed = shop.sqlite().execute_raw(format!(
         "UPDATE state SET value = json_set(value, '$.eventType', 'order.forged') WHERE pk = '{chain}' AND sk = '000000000003'"
     )).await.expect("tamper");
     assert_eq!(changed, 1);
@@ -590,7 +478,7 @@ async fn audit_chain_detects_tampering() {
     shop.settle(Delivery::InOrder).await;
     let (day, chain, n) = longest_chain(&shop).await;
     assert!(n >= 3, "{n} records");
-    shop.store
+    shop.sqlite()
         .execute_raw(format!(
             "DELETE FROM state WHERE pk = '{chain}' AND sk = '000000000002'"
         ))
@@ -617,7 +505,7 @@ async fn audit_chain_detects_tampering() {
     shop.settle(Delivery::InOrder).await;
     let (day, chain, n) = longest_chain(&shop).await;
     assert_eq!(n, 1, "one event per product stream");
-    shop.store
+    shop.sqlite()
         .execute_raw(format!(
             "DELETE FROM state WHERE pk = '{chain}' AND sk = '000000000001'"
         ))

@@ -23,99 +23,39 @@ use axum::http::{Request, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use storefront_api::{AppState, Claims};
-use storefront_domain::{EventEnvelope, StreamId};
+
 use storefront_notification::{Message, Notifier, NotifyError};
 use storefront_runtime::{EventHandler, Globals, Stores};
-use storefront_store::iam::{PortCall, Table};
+use storefront_store::EventLog;
+use storefront_store::iam::Table;
+use storefront_store::recording::Recording;
 use storefront_store::sqlite::SqliteStore;
-use storefront_store::{
-    AppendBatch, EventLog, EventStore, StateItem, StateStore, StateWrite, StoreError,
-};
 use storefront_template::Template;
 use tower::ServiceExt;
 
-/// One function's view of the store: every call goes through, and is noted.
-struct Recording {
-    store: SqliteStore,
-    calls: Mutex<BTreeSet<PortCall>>,
+/// One function's view of the store: every call goes through, and is
+/// counted (`storefront_store::recording`).
+fn recording(store: &SqliteStore) -> Arc<Recording> {
+    Recording::new(Arc::new(store.clone()), Arc::new(store.clone()))
 }
 
-impl Recording {
-    fn new(store: &SqliteStore) -> Arc<Recording> {
-        Arc::new(Recording {
-            store: store.clone(),
-            calls: Mutex::default(),
-        })
-    }
-
-    fn note(&self, call: PortCall) {
-        self.calls.lock().expect("calls").insert(call);
-    }
-
-    fn stores(self: &Arc<Self>) -> Stores {
-        // Small snapshots, so that every function's loads write some.
-        Stores {
-            events: self.clone(),
-            state: self.clone(),
-            snapshot_every: 2,
-        }
-    }
-
-    /// The (table, action) pairs the calls need on DynamoDB.
-    fn needs(&self) -> BTreeSet<(Table, String)> {
-        self.calls
-            .lock()
-            .expect("calls")
-            .iter()
-            .flat_map(|c| c.actions())
-            .map(|(t, a)| (t, a.to_owned()))
-            .collect()
+/// A function's stores through its recording, with small snapshots, so
+/// that every function's loads write some.
+fn stores_of(recording: &Arc<Recording>) -> Stores {
+    Stores {
+        events: recording.clone(),
+        state: recording.clone(),
+        snapshot_every: 2,
     }
 }
 
-#[async_trait]
-impl EventStore for Recording {
-    async fn append_batch(&self, batch: AppendBatch) -> Result<(), StoreError> {
-        self.note(PortCall::append(&batch));
-        self.store.append_batch(batch).await
-    }
-
-    async fn load(
-        &self,
-        stream: &StreamId,
-        after_version: u64,
-    ) -> Result<Vec<EventEnvelope>, StoreError> {
-        self.note(PortCall::Load);
-        self.store.load(stream, after_version).await
-    }
-
-    async fn current_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
-        self.note(PortCall::CurrentVersion);
-        self.store.current_version(stream).await
-    }
-}
-
-#[async_trait]
-impl StateStore for Recording {
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<StateItem>, StoreError> {
-        self.note(PortCall::Get);
-        self.store.get(pk, sk).await
-    }
-
-    async fn put(&self, write: StateWrite) -> Result<(), StoreError> {
-        self.note(PortCall::Put);
-        self.store.put(write).await
-    }
-
-    async fn delete(&self, pk: &str, sk: &str) -> Result<(), StoreError> {
-        self.note(PortCall::Delete);
-        self.store.delete(pk, sk).await
-    }
-
-    async fn query(&self, pk: &str) -> Result<Vec<StateItem>, StoreError> {
-        self.note(PortCall::Query);
-        self.store.query(pk).await
-    }
+/// The (table, action) pairs a function's calls need on DynamoDB.
+fn needs_of(recording: &Recording) -> BTreeSet<(Table, String)> {
+    recording
+        .needs()
+        .into_iter()
+        .map(|(t, a)| (t, a.to_owned()))
+        .collect()
 }
 
 /// SES's stand-in: its first send fails as a throttle would (the handler
@@ -270,11 +210,11 @@ async fn each_function_is_granted_exactly_what_its_store_calls_need() {
         ..Globals::default()
     };
 
-    let api = Recording::new(&store);
+    let api = recording(&store);
     let api_settings = storefront_api::Settings {
         globals: globals.clone(),
     };
-    let api_router = storefront_api::app(AppState::new(api.stores(), &api_settings));
+    let api_router = storefront_api::app(AppState::new(stores_of(&api), &api_settings));
 
     let recorders: Vec<(&str, Arc<Recording>)> = [
         "storefront-inventory",
@@ -287,13 +227,13 @@ async fn each_function_is_granted_exactly_what_its_store_calls_need() {
         "storefront-cart-sweeper",
     ]
     .into_iter()
-    .map(|b| (b, Recording::new(&store)))
+    .map(|b| (b, recording(&store)))
     .collect();
     let stores = |binary: &str| {
         recorders
             .iter()
             .find(|(b, _)| *b == binary)
-            .map(|(_, r)| r.stores())
+            .map(|(_, r)| stores_of(r))
             .expect("recorder")
     };
     let handlers: Vec<Arc<dyn EventHandler>> = vec![
@@ -519,9 +459,9 @@ async fn each_function_is_granted_exactly_what_its_store_calls_need() {
     let granted = granted(&template);
     let mut needs: BTreeMap<String, BTreeSet<(Table, String)>> = recorders
         .iter()
-        .map(|(b, r)| ((*b).to_owned(), r.needs()))
+        .map(|(b, r)| ((*b).to_owned(), needs_of(r)))
         .collect();
-    needs.insert("storefront-api".into(), api.needs());
+    needs.insert("storefront-api".into(), needs_of(&api));
     // The publisher reads the stream through its event source mapping (SAM
     // grants that) and writes nothing to either table.
     needs.insert("storefront-publisher".into(), BTreeSet::new());

@@ -245,7 +245,28 @@ fn queues_dlqs_alarms_and_mappings() {
     let sweeper = t
         .function_by_binary("storefront-cart-sweeper")
         .expect("sweeper");
-    assert_eq!(sweeper.schedules, vec!["rate(5 minutes)"]);
+    // The deadlines are only as sharp as the schedule: it fires at least as
+    // often as the shortest one, and a sweep's budget ends before its timeout.
+    assert_eq!(sweeper.schedules.len(), 1, "one schedule");
+    let every = storefront_template::model::rate_seconds(&sweeper.schedules[0]).expect("a rate");
+    let minutes = |name: &str| match sweeper.environment.get(name) {
+        Some(storefront_template::EnvValue::Literal(v)) => v.parse::<u64>().expect("minutes") * 60,
+        other => panic!("{name} is a literal number of minutes: {other:?}"),
+    };
+    for deadline in [
+        "CONFIRMATION_TIMEOUT_MINUTES",
+        "PAYMENT_TIMEOUT_MINUTES",
+        "CART_IDLE_MINUTES",
+    ] {
+        assert!(
+            every <= minutes(deadline),
+            "the sweeper runs every {every} s, less often than {deadline}"
+        );
+    }
+    assert!(
+        storefront_cart_sweeper::DEFAULT_SWEEP_BUDGET_SECONDS < sweeper.timeout,
+        "a sweep stops starting work before its function times out"
+    );
     let publisher = t
         .function_by_binary("storefront-publisher")
         .expect("publisher");

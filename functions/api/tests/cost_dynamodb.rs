@@ -321,7 +321,7 @@ async fn cost_per_command() {
         200
     );
     let accepted = measure!(
-        "checkout (cart + order + 2 index items)",
+        "checkout (cart + order + 3 index items)",
         t.call("POST", "/cart/checkout", alice, None),
         201
     );
@@ -404,7 +404,7 @@ async fn cost_per_command() {
             "{single}: the PutItem is the event"
         );
     }
-    let checkout = by_name("checkout (cart + order + 2 index items)");
+    let checkout = by_name("checkout (cart + order + 3 index items)");
     assert_eq!(
         checkout.writes(),
         vec![("TransactWriteItems", 1)],
@@ -412,8 +412,8 @@ async fn cost_per_command() {
     );
     assert_eq!(
         checkout.written(),
-        ["events", "events", "state", "state"],
-        "checkout writes the cart's and the order's events and two index items"
+        ["events", "events", "state", "state", "state"],
+        "checkout writes the cart's and the order's events and three index items (the shopper's orders, every order, awaiting confirmation)"
     );
     let keyed = by_name("adjust stock with Idempotency-Key");
     assert_eq!(

@@ -6,6 +6,9 @@ use lambda_runtime::LambdaEvent;
 use storefront_cart_sweeper::{Settings, Sweeper};
 use storefront_runtime::{Config, HandlerError, aws, lambda, telemetry};
 
+/// Time kept back from the invocation's deadline.
+const MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env();
@@ -19,14 +22,23 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // HandlerError.Transient or .Permanent, not a boxed error's type name.
     metrics_cloudwatch_embedded::lambda::service::run(
         metrics,
-        lambda_runtime::service_fn(move |_: LambdaEvent<serde_json::Value>| {
+        lambda_runtime::service_fn(move |event: LambdaEvent<serde_json::Value>| {
             let sweeper = sweeper.clone();
             async move {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
-                    .map_err(|e| HandlerError::Permanent(format!("the clock is before 1970: {e}")))?
-                    .as_secs();
-                sweeper.sweep(now).await
+                    .map_err(|e| {
+                        HandlerError::Permanent(format!("the clock is before 1970: {e}"))
+                    })?;
+                // What the invocation has left, less a margin for the item
+                // in hand and for saving the cursor.
+                let left = event
+                    .context
+                    .deadline()
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                let budget = left.saturating_sub(MARGIN);
+                sweeper.sweep_within(now.as_secs(), budget).await
             }
         }),
     )

@@ -14,7 +14,9 @@
 //! nothing to do.
 //!
 //! A confirmed order also gets an `awaiting-payment` index item, which the
-//! sweeper reads to cancel orders whose payment never came.
+//! sweeper reads to cancel orders whose payment never came, and leaves the
+//! `awaiting-confirmation` index the API put it in at checkout (the sweeper
+//! rejects an order still pending past its confirmation deadline).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -38,7 +40,7 @@ pub const CONSUMES: &[EventType] = &[
     EventType::OrderCancelled,
 ];
 
-use storefront_store::keys::AWAITING_PAYMENT;
+use storefront_store::keys::{AWAITING_CONFIRMATION, AWAITING_PAYMENT};
 
 /// Everything the function reads from its environment: only what every
 /// function gets (`SNAPSHOT_EVERY`, the log level and format).
@@ -152,7 +154,7 @@ impl EventHandler for OrderWorkflow {
             Event::OrderConfirmed(e) => {
                 // Not a decision: index the order for the payment-expiry sweep.
                 let write = awaiting_payment(&e.order_id, &envelope.occurred_at);
-                append_once(
+                let outcome = append_once(
                     &*self.stores.events,
                     &*self.stores.state,
                     NAME,
@@ -162,7 +164,15 @@ impl EventHandler for OrderWorkflow {
                         async move { Ok((vec![], vec![write])) }
                     },
                 )
-                .await
+                .await?;
+                // Confirmed: its confirmation deadline no longer applies. (An
+                // order rejected or cancelled while pending leaves that index
+                // at the sweeper's next look, which finds it no longer pending.)
+                self.stores
+                    .state
+                    .delete(AWAITING_CONFIRMATION, e.order_id.as_str())
+                    .await?;
+                Ok(outcome)
             }
             Event::OrderPaid(e) => {
                 let order_id = e.order_id.clone();

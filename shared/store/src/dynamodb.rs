@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -33,7 +34,9 @@ use aws_sdk_dynamodb::types::{
 use storefront_domain::{EventEnvelope, StreamId};
 
 use crate::clock::now_epoch_seconds;
-use crate::{AppendBatch, Condition, EventStore, StateItem, StateStore, StateWrite, StoreError};
+use crate::{
+    AppendBatch, Condition, EventStore, Page, StateItem, StateStore, StateWrite, StoreError,
+};
 
 /// The physical names of the two tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -580,6 +583,64 @@ impl StateStore for DynamoStore {
             }
         }
         Ok(out)
+    }
+
+    async fn query_page(
+        &self,
+        pk: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let start =
+            after.map(|sk| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]));
+        let page = self
+            .client
+            .query()
+            .table_name(&self.tables.state)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| backend("Query on the state table", e))?;
+        let now = now_epoch_seconds();
+        let mut items = Vec::new();
+        for item in page.items() {
+            let item = item_to_state(item)?;
+            if is_live(&item, now) {
+                items.push(item);
+            }
+        }
+        let next = page
+            .last_evaluated_key()
+            .and_then(|key| key.get("sk"))
+            .and_then(|sk| sk.as_s().ok())
+            .cloned();
+        Ok(Page { items, next })
+    }
+
+    async fn delete_version(&self, pk: &str, sk: &str, version: u64) -> Result<bool, StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.state)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                DeleteItemError::ConditionalCheckFailedException(_) => Ok(false),
+                _ => Err(backend("DeleteItem on the state table", e.into_err())),
+            },
+            Err(e) => Err(backend("DeleteItem on the state table", e)),
+        }
     }
 }
 

@@ -36,9 +36,9 @@ pub enum PortCall {
     Get,
     /// `StateStore::put`.
     Put,
-    /// `StateStore::delete`.
+    /// `StateStore::delete` or `delete_version`.
     Delete,
-    /// `StateStore::query`.
+    /// `StateStore::query` or `query_page`.
     Query,
 }
 

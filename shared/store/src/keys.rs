@@ -17,7 +17,9 @@
 //! | cart activity index | `activity#carts` | user |
 //! | profile view | `view#user#{user}` | `profile` |
 //! | user directory | `users` | user |
+//! | placed orders not yet confirmed | `awaiting-confirmation` | order id |
 //! | confirmed, unpaid orders | `awaiting-payment` | order id |
+//! | where the sweeper stopped in an index | `sweep-cursors` | the index's pk |
 //! | analytics per order / per cart | `analytics#orders` / `analytics#carts` | order id / user |
 //! | audit chain record / head / days / seen | `audit#{day}#{shard}` / `audit-head#{day}#{shard}` / `audit-days` / `audit-seen#{eventId}` | seq / `head` / day / `seen` |
 //! | notification outbox | `outbox` | idempotency key |
@@ -78,6 +80,15 @@ pub fn user_view(user_id: &str) -> Key {
 
 /// The user directory (sort key: user id).
 pub const USER_DIRECTORY: &str = "users";
+
+/// Orders placed and not yet confirmed or rejected (sort key: order id;
+/// value `{"placedAt": ...}`), written with the order's creation and read
+/// by the sweeper, which rejects the ones still pending past their deadline.
+pub const AWAITING_CONFIRMATION: &str = "awaiting-confirmation";
+
+/// Where a sweep that ran out of time stopped in each index (sort key: the
+/// index's partition key; value `{"after": sk}`), so the next one resumes there.
+pub const SWEEP_CURSORS: &str = "sweep-cursors";
 
 /// Confirmed orders awaiting payment (sort key: order id), which the sweeper reads.
 pub const AWAITING_PAYMENT: &str = "awaiting-payment";

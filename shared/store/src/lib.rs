@@ -33,12 +33,13 @@ pub mod iam;
 pub mod keys;
 pub mod pipeline;
 mod ports;
+pub mod recording;
 pub mod sqlite;
 
 pub use error::StoreError;
 pub use ports::{
-    AppendBatch, Condition, EventLog, EventStore, LoggedEvent, StateItem, StateStore, StateWrite,
-    StreamAppend,
+    AppendBatch, Condition, EventLog, EventStore, LoggedEvent, Page, StateItem, StateStore,
+    StateWrite, StreamAppend,
 };
 
 /// Most items DynamoDB accepts in one TransactWriteItems call; both adapters enforce it.

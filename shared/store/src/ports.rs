@@ -194,4 +194,30 @@ pub trait StateStore: Send + Sync {
 
     /// Every live item under a partition key, in sort-key order.
     async fn query(&self, pk: &str) -> Result<Vec<StateItem>, StoreError>;
+
+    /// One page of [`StateStore::query`]: the live items under `pk` whose
+    /// sort key comes after `after` (from the first when `None`), in
+    /// sort-key order, reading at most `limit` items (expired ones count:
+    /// a page may hold fewer live items than `limit`, even none, and still
+    /// not be the last). [`Page::next`] is where the next page starts.
+    async fn query_page(
+        &self,
+        pk: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
+
+    /// Removes the item only if it has exactly `version`; true if it did
+    /// (false: absent, or rewritten meanwhile, and then left alone).
+    async fn delete_version(&self, pk: &str, sk: &str, version: u64) -> Result<bool, StoreError>;
+}
+
+/// One page of a partition, from [`StateStore::query_page`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// The live items read, in sort-key order.
+    pub items: Vec<StateItem>,
+    /// The sort key to pass as `after` for the next page; `None` when the
+    /// partition has no more items.
+    pub next: Option<String>,
 }

@@ -21,8 +21,8 @@ use storefront_domain::{EventEnvelope, StreamId};
 
 use crate::clock::now_epoch_seconds;
 use crate::{
-    AppendBatch, Condition, EventLog, EventStore, LoggedEvent, StateItem, StateStore, StateWrite,
-    StoreError,
+    AppendBatch, Condition, EventLog, EventStore, LoggedEvent, Page, StateItem, StateStore,
+    StateWrite, StoreError,
 };
 
 const SCHEMA: &str = "
@@ -421,6 +421,67 @@ impl StateStore for SqliteStore {
                 out.push(to_item(&pk, &sk, version, &value, expires_at)?);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn query_page(
+        &self,
+        pk: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let pk = pk.to_owned();
+        let after = after.map(str::to_owned);
+        let limit = limit.max(1);
+        self.with_conn(move |c| {
+            // Without a start, every sort key is after "" but "" itself,
+            // which DynamoDB does not allow as a key either.
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT sk, version, value, expires_at FROM state WHERE pk = ?1 AND sk > ?2
+                     AND (expires_at IS NULL OR expires_at > ?3) ORDER BY sk LIMIT ?4",
+                )
+                .map_err(StoreError::sqlite)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        pk,
+                        after.unwrap_or_default(),
+                        now_epoch_seconds(),
+                        i64::try_from(limit).unwrap_or(i64::MAX)
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<i64>>(3)?,
+                        ))
+                    },
+                )
+                .map_err(StoreError::sqlite)?;
+            let mut items = Vec::new();
+            for row in rows {
+                let (sk, version, value, expires_at) = row.map_err(StoreError::sqlite)?;
+                items.push(to_item(&pk, &sk, version, &value, expires_at)?);
+            }
+            let next = (items.len() == limit)
+                .then(|| items.last().map(|i| i.sk.clone()))
+                .flatten();
+            Ok(Page { items, next })
+        })
+        .await
+    }
+
+    async fn delete_version(&self, pk: &str, sk: &str, version: u64) -> Result<bool, StoreError> {
+        let (pk, sk) = (pk.to_owned(), sk.to_owned());
+        let version = i64::try_from(version).map_err(StoreError::sqlite)?;
+        self.with_conn(move |c| {
+            c.prepare_cached("DELETE FROM state WHERE pk = ?1 AND sk = ?2 AND version = ?3")
+                .and_then(|mut s| s.execute(params![pk, sk, version]))
+                .map(|n| n > 0)
+                .map_err(StoreError::sqlite)
         })
         .await
     }

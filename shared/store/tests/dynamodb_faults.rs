@@ -407,9 +407,20 @@ async fn the_iam_list_is_what_the_adapter_sends() {
     sent_per_call.push((PortCall::Get, sent_since(&proxy, &before)));
     let before = counts(&proxy);
     store.query("iam#tx").await.expect("query");
+    store
+        .query_page("iam#tx", Some("a"), 1)
+        .await
+        .expect("query_page");
     sent_per_call.push((PortCall::Query, sent_since(&proxy, &before)));
     let before = counts(&proxy);
     store.delete("iam#tx", "p").await.expect("delete");
+    assert!(
+        !store
+            .delete_version("iam#tx", "s", 9)
+            .await
+            .expect("delete_version"),
+        "a version that is not the item's deletes nothing"
+    );
     sent_per_call.push((PortCall::Delete, sent_since(&proxy, &before)));
 
     for (call, sent) in sent_per_call {

@@ -8,20 +8,25 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use serde_json::json;
 use storefront_api::{AppState, Claims, Settings};
 use storefront_domain::EventEnvelope;
+use storefront_domain::StreamId;
+use storefront_domain::product::ProductState;
 use storefront_notification::OutboxNotifier;
 use storefront_runtime::{EventHandler, Globals, Outcome, Stores};
-use storefront_store::EventLog;
+use storefront_store::dynamodb::{DynamoStore, TableNames, create_tables};
 use storefront_store::sqlite::SqliteStore;
+use storefront_store::{AppendBatch, EventLog, EventStore, StoreError};
 use tower::ServiceExt;
 
 pub struct Shop {
-    pub store: SqliteStore,
+    pub backend: Backend,
     pub stores: Stores,
     pub router: axum::Router,
     pub handlers: Vec<Arc<dyn EventHandler>>,
@@ -84,19 +89,133 @@ pub enum Delivery {
     Reversed,
 }
 
+/// Where a shop keeps its events, and how the bus stand-in learns of new ones.
+pub enum Backend {
+    /// One SQLite file: new events come from its global log.
+    Sqlite(SqliteStore),
+    /// Tables of their own on the moto server `make test` starts: new events
+    /// come from the tap every writer appends through.
+    Moto(Arc<Tap>),
+}
+
+/// The event store every writer of a moto shop appends through: it notes
+/// each committed event, in the order the commits returned (DynamoDB's own
+/// feed, the table's stream, is the publisher's business; here the tap
+/// stands in for it).
+pub struct Tap {
+    inner: DynamoStore,
+    appended: std::sync::Mutex<Vec<EventEnvelope>>,
+}
+
+#[async_trait]
+impl EventStore for Tap {
+    async fn append_batch(&self, batch: AppendBatch) -> Result<(), StoreError> {
+        let events: Vec<EventEnvelope> = batch
+            .streams
+            .iter()
+            .flat_map(|s| s.events.iter().cloned())
+            .collect();
+        self.inner.append_batch(batch).await?;
+        self.appended.lock().expect("tap").extend(events);
+        Ok(())
+    }
+
+    async fn load(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.inner.load(stream, after_version).await
+    }
+
+    async fn current_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        self.inner.current_version(stream).await
+    }
+}
+
+/// A DynamoDB client for the moto server of `STOREFRONT_DYNAMODB_ENDPOINT`.
+pub fn moto_client() -> aws_sdk_dynamodb::Client {
+    let endpoint = std::env::var("STOREFRONT_DYNAMODB_ENDPOINT")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .expect(
+            "STOREFRONT_DYNAMODB_ENDPOINT is not set: run `make test`, which starts moto on 127.0.0.1",
+        );
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "moto",
+        ))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A fresh pair of tables on moto.
+pub async fn moto_store() -> DynamoStore {
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let tables = TableNames {
+        events: format!("events-{suffix}"),
+        state: format!("state-{suffix}"),
+    };
+    let client = moto_client();
+    create_tables(&client, &tables)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create tables on moto: {e}"));
+    DynamoStore::new(client, tables)
+}
+
 impl Shop {
+    /// A shop on one SQLite file.
     pub fn new() -> Shop {
         let dir = tempfile::tempdir().expect("dir");
         let store = SqliteStore::open(dir.path().join("shop.db")).expect("sqlite");
         std::mem::forget(dir);
         let stores = Stores::from(store.clone());
-        let router = storefront_api::app(AppState::sqlite(store.clone(), Settings::default()));
+        Shop::on(Backend::Sqlite(store), stores)
+    }
+
+    /// A shop on its own tables on moto (the AWS path's adapter).
+    pub async fn on_moto() -> Shop {
+        let store = moto_store().await;
+        let tap = Arc::new(Tap {
+            inner: store.clone(),
+            appended: std::sync::Mutex::default(),
+        });
+        let stores = Stores {
+            events: tap.clone(),
+            state: Arc::new(store),
+            snapshot_every: storefront_runtime::settings::DEFAULT_SNAPSHOT_EVERY,
+        };
+        Shop::on(Backend::Moto(tap), stores)
+    }
+
+    /// A shop on either backend, for a test that runs on both.
+    pub async fn of(backend: &str) -> Shop {
+        match backend {
+            "sqlite" => Shop::new(),
+            "moto" => Shop::on_moto().await,
+            other => panic!("no backend {other}"),
+        }
+    }
+
+    fn on(backend: Backend, stores: Stores) -> Shop {
+        let router = storefront_api::app(AppState::new(stores.clone(), &Settings::default()));
         Shop {
             handlers: handlers(&stores),
-            store,
+            backend,
             stores,
             router,
             cursor: std::sync::Mutex::new(0),
+        }
+    }
+
+    /// The SQLite store of a shop on SQLite (tests of SQLite-only tooling).
+    pub fn sqlite(&self) -> &SqliteStore {
+        match &self.backend {
+            Backend::Sqlite(store) => store,
+            Backend::Moto(_) => panic!("this test needs the SQLite backend"),
         }
     }
 
@@ -167,12 +286,17 @@ impl Shop {
 
     /// Events appended since the last call, in commit order.
     pub async fn new_events(&self) -> Vec<EventEnvelope> {
-        let after = *self.cursor.lock().expect("cursor");
-        let logged = self.store.read_after(after, 100_000).await.expect("log");
-        if let Some(last) = logged.last() {
-            *self.cursor.lock().expect("cursor") = last.position;
+        match &self.backend {
+            Backend::Sqlite(store) => {
+                let after = *self.cursor.lock().expect("cursor");
+                let logged = store.read_after(after, 100_000).await.expect("log");
+                if let Some(last) = logged.last() {
+                    *self.cursor.lock().expect("cursor") = last.position;
+                }
+                logged.into_iter().map(|l| l.envelope).collect()
+            }
+            Backend::Moto(tap) => std::mem::take(&mut *tap.appended.lock().expect("tap")),
         }
-        logged.into_iter().map(|l| l.envelope).collect()
     }
 
     /// Delivers one event to every handler that consumes it; returns the outcomes.
@@ -267,4 +391,41 @@ impl Shop {
             .map(|i| i.value)
             .collect()
     }
+}
+
+pub const ADMIN: Option<(&str, bool)> = Some(("root", true));
+
+pub fn shopper(name: &str) -> Option<(&str, bool)> {
+    Some((name, false))
+}
+
+pub async fn product(shop: &Shop, sku: &str) -> ProductState {
+    let stream = StreamId::parse(&format!("product#{sku}")).expect("stream");
+    storefront_store::aggregate::load_full::<ProductState>(&*shop.stores.events, &stream)
+        .await
+        .expect("load")
+        .state
+}
+
+pub async fn order_status(shop: &Shop, who: Option<(&str, bool)>, id: &str) -> String {
+    shop.ok("GET", &format!("/orders/{id}"), who, None).await["status"]
+        .as_str()
+        .expect("status")
+        .to_owned()
+}
+
+pub async fn checkout(shop: &Shop, user: &str, items: &[(&str, i64)]) -> String {
+    for (sku, q) in items {
+        shop.ok(
+            "POST",
+            "/cart/items",
+            shopper(user),
+            Some(json!({"sku": sku, "quantity": q})),
+        )
+        .await;
+    }
+    shop.ok("POST", "/cart/checkout", shopper(user), None).await["orderId"]
+        .as_str()
+        .expect("id")
+        .to_owned()
 }

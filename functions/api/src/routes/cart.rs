@@ -149,6 +149,13 @@ pub async fn checkout(
                     order_id.to_string(),
                 ),
                 index(keys::ALL_ORDERS.into(), order_id.to_string()),
+                // The sweeper's view of the order's deadline: rejected if
+                // still pending when it passes (its reservation lost, say).
+                index_with(
+                    keys::AWAITING_CONFIRMATION.into(),
+                    order_id.to_string(),
+                    serde_json::json!({ "placedAt": placed_at }),
+                ),
             ],
             status: StatusCode::CREATED,
             body: json(&CheckoutAccepted {

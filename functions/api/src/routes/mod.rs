@@ -157,12 +157,17 @@ fn none<A>(_: &A) -> Vec<StateWrite> {
 }
 
 fn index(pk: String, sk: String) -> StateWrite {
+    index_with(pk, sk, serde_json::json!({}))
+}
+
+/// An index item that carries what its reader needs to skip it cheaply.
+fn index_with(pk: String, sk: String, value: serde_json::Value) -> StateWrite {
     StateWrite {
         item: StateItem {
             pk,
             sk,
             version: 1,
-            value: serde_json::json!({}),
+            value,
             expires_at: None,
         },
         condition: Condition::Always,

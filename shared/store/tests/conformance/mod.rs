@@ -774,6 +774,85 @@ pub async fn state_expiry_query_delete<H: Harness>(h: &H) {
     assert_eq!(store.query("idem#x").await.expect("query").len(), 2);
 }
 
+/// Pages walk a partition once, in sort-key order, from any start, leaving
+/// expired items out and other partitions alone; `delete_version` removes
+/// only the version it names.
+pub async fn state_pages_and_versioned_delete<H: Harness>(h: &H) {
+    let store = h.store().await;
+    let now = now_epoch_seconds();
+    for i in 0..7u64 {
+        let expires = (i == 3).then_some(now - 10);
+        store
+            .put(StateWrite {
+                item: item("page#x", &format!("k{i}"), i + 1, expires),
+                condition: Condition::Always,
+            })
+            .await
+            .expect("put");
+    }
+    store
+        .put(StateWrite {
+            item: item("page#y", "k0", 1, None),
+            condition: Condition::Always,
+        })
+        .await
+        .expect("put");
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .query_page("page#x", after.as_deref(), 2)
+            .await
+            .expect("page");
+        assert!(page.items.len() <= 2, "a page holds at most its limit");
+        seen.extend(page.items.into_iter().map(|i| i.sk));
+        pages += 1;
+        assert!(pages <= 5, "paging ends");
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["k0", "k1", "k2", "k4", "k5", "k6"],
+        "each live item once, in order"
+    );
+    let from = store
+        .query_page("page#x", Some("k4"), 10)
+        .await
+        .expect("page");
+    let sks: Vec<&str> = from.items.iter().map(|i| i.sk.as_str()).collect();
+    assert_eq!(sks, ["k5", "k6"], "a page starts after its start key");
+    assert_eq!(from.next, None, "the last page says so");
+    let empty = store.query_page("page#none", None, 10).await.expect("page");
+    assert_eq!(empty, storefront_store::Page::default());
+
+    assert!(
+        !store
+            .delete_version("page#x", "k0", 2)
+            .await
+            .expect("delete"),
+        "k0 is at version 1, not 2"
+    );
+    assert!(store.get("page#x", "k0").await.expect("get").is_some());
+    assert!(
+        store
+            .delete_version("page#x", "k0", 1)
+            .await
+            .expect("delete")
+    );
+    assert!(store.get("page#x", "k0").await.expect("get").is_none());
+    assert!(
+        !store
+            .delete_version("page#x", "k0", 1)
+            .await
+            .expect("delete"),
+        "nothing left to delete"
+    );
+}
+
 /// Generates one `#[tokio::test]` per conformance case for a harness expression.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -783,7 +862,7 @@ macro_rules! conformance_suite {
             race_of_writers_keeps_versions_contiguous, multi_stream_append_is_atomic,
             malformed_batches_are_refused, long_stream_loads_whole, tampering_is_detected_on_read,
             snapshot_plus_tail_equals_full_fold, state_conditions, state_expiry_query_delete,
-            state_only_batches_are_atomic);
+            state_only_batches_are_atomic, state_pages_and_versioned_delete);
     };
     (@cases $harness:expr; $($case:ident),*) => {
         $(
