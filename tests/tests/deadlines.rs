@@ -26,24 +26,6 @@ use storefront_store::keys::{AWAITING_CONFIRMATION, AWAITING_PAYMENT, CART_ACTIV
 use storefront_store::recording::Recording;
 use storefront_store::{Condition, StateItem, StateWrite};
 
-/// One test per backend for each case.
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$case(super::Shop::of("sqlite").await).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn moto() {
-                    super::$case(super::Shop::of("moto").await).await;
-                }
-            }
-        )*
-    };
-}
-
 on_both!(
     a_pending_order_past_its_deadline_is_rejected,
     unpaid_orders_expire_and_idle_carts_are_abandoned,

@@ -215,7 +215,9 @@ fn public_routes_are_the_documented_public_operations() {
 /// The HTTP API answers CORS for the web client's origins (`WebOrigins`):
 /// every request header the API reads is allowed (each header parameter of
 /// openapi.json, the token and the body's type), every method a route has,
-/// and the one response header a client acts on (`Retry-After`) is exposed.
+/// and every response header a client acts on is exposed: `Retry-After`, and
+/// each header openapi.json documents that is not CORS-safelisted (`ETag`
+/// and `Link` of the catalogue's pages).
 #[test]
 fn cors_admits_the_web_client_and_what_the_api_reads() {
     let t = template();
@@ -243,9 +245,28 @@ fn cors_admits_the_web_client_and_what_the_api_reads() {
         "x-correlation-id".to_owned(),
     ];
     let mut methods = Vec::new();
+    // Fetch lets a page read these response headers without being told.
+    let safelisted = [
+        "cache-control",
+        "content-language",
+        "content-length",
+        "content-type",
+        "expires",
+        "last-modified",
+        "pragma",
+    ];
+    let mut answered = std::collections::BTreeSet::from(["retry-after".to_owned()]);
     for (_, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("item") {
             methods.push(method.to_uppercase());
+            for (_, response) in op["responses"].as_object().into_iter().flatten() {
+                for (name, _) in response["headers"].as_object().into_iter().flatten() {
+                    let name = name.to_lowercase();
+                    if !safelisted.contains(&name.as_str()) {
+                        answered.insert(name);
+                    }
+                }
+            }
             for p in op["parameters"].as_array().into_iter().flatten() {
                 if p["in"] == "header" {
                     read.push(p["name"].as_str().expect("name").to_lowercase());
@@ -266,5 +287,61 @@ fn cors_admits_the_web_client_and_what_the_api_reads() {
             "{m} is not allowed by CORS"
         );
     }
-    assert_eq!(list(&cors["ExposeHeaders"]), ["retry-after"]);
+    let mut exposed = list(&cors["ExposeHeaders"]);
+    exposed.sort();
+    assert_eq!(exposed, answered.into_iter().collect::<Vec<_>>());
+}
+
+/// Every route is throttled (DefaultRouteSettings), and each route anyone
+/// may call without a token (an HttpApi event with `Authorizer: NONE`) has
+/// a tighter bucket of its own; no anonymous route is left on the default,
+/// and no setting names a route that does not exist.
+#[test]
+fn anonymous_routes_have_a_tighter_throttle() {
+    let t = template();
+    let api = &t.raw["Resources"]["StorefrontApi"]["Properties"];
+    assert_eq!(
+        api["DefaultRouteSettings"],
+        json!({
+            "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+            "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}
+        })
+    );
+    let function = t
+        .function_by_binary("storefront-api")
+        .expect("the API function");
+    let events = &t.raw["Resources"][&function.logical_id]["Properties"]["Events"];
+    let mut anonymous = Vec::new();
+    for (_, event) in events.as_object().expect("events") {
+        let props = &event["Properties"];
+        if event["Type"] == "HttpApi" && props["Auth"]["Authorizer"] == "NONE" {
+            anonymous.push(format!(
+                "{} {}",
+                props["Method"].as_str().expect("method").to_uppercase(),
+                props["Path"].as_str().expect("path")
+            ));
+        }
+    }
+    anonymous.sort();
+    let settings = api["RouteSettings"].as_object().expect("RouteSettings");
+    let mut throttled: Vec<String> = settings.keys().cloned().collect();
+    throttled.sort();
+    assert_eq!(throttled, anonymous, "exactly the anonymous routes");
+    for (route, s) in settings {
+        assert_eq!(
+            (&s["ThrottlingRateLimit"], &s["ThrottlingBurstLimit"]),
+            (
+                &json!({"Ref": "AnonymousRateLimit"}),
+                &json!({"Ref": "AnonymousBurstLimit"})
+            ),
+            "{route}"
+        );
+    }
+    let default = |name: &str| {
+        t.raw["Parameters"][name]["Default"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} has a numeric default"))
+    };
+    assert!(default("AnonymousRateLimit") < default("ApiRateLimit"));
+    assert!(default("AnonymousBurstLimit") < default("ApiBurstLimit"));
 }

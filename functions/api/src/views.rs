@@ -4,59 +4,10 @@ use serde::{Deserialize, Serialize};
 use storefront_domain::cart::CartState;
 use storefront_domain::events::OrderLine;
 use storefront_domain::order::OrderState;
-use storefront_domain::product::ProductState;
 use storefront_domain::user::UserState;
 use utoipa::ToSchema;
 
-/// A catalogue entry with its stock.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProductView {
-    /// Stock-keeping unit.
-    pub sku: String,
-    /// Display name.
-    pub name: String,
-    /// Unit price in minor units.
-    pub price_cents: i64,
-    /// ISO 4217 code.
-    pub currency: String,
-    /// Units on hand.
-    pub on_hand: u32,
-    /// Units reserved for orders.
-    pub reserved: u32,
-    /// On hand minus reserved.
-    pub available_stock: u32,
-    /// `active` or `discontinued`.
-    pub status: String,
-    /// Stream version.
-    pub version: u64,
-}
-
-impl ProductView {
-    /// The view of a product that exists.
-    pub fn of(p: &ProductState) -> Option<Self> {
-        Some(ProductView {
-            sku: p.sku.as_ref()?.to_string(),
-            name: p.name.clone(),
-            price_cents: p.price_cents,
-            currency: p
-                .currency
-                .as_ref()
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
-            on_hand: p.on_hand,
-            reserved: p.reserved,
-            available_stock: p.available(),
-            status: if p.discontinued {
-                "discontinued"
-            } else {
-                "active"
-            }
-            .into(),
-            version: p.version,
-        })
-    }
-}
+pub use storefront_runtime::catalog::ProductView;
 
 /// One line of a cart or an order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

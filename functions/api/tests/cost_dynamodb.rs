@@ -341,7 +341,7 @@ async fn cost_per_command() {
         200
     );
     measure!(
-        "adjust stock (admin)",
+        "adjust stock (admin; event + catalogue item)",
         t.post(
             "/products/MUG/stock",
             admin,
@@ -363,6 +363,11 @@ async fn cost_per_command() {
     measure!(
         "GET /orders/{id}",
         t.get(&format!("/orders/{order_id}"), alice),
+        200
+    );
+    measure!(
+        "GET /products (a page of the catalogue)",
+        t.get("/products", Who::Anonymous),
         200
     );
 
@@ -389,7 +394,6 @@ async fn cost_per_command() {
         "add another item",
         "change quantity",
         "pay",
-        "adjust stock (admin)",
     ] {
         let c = by_name(single);
         assert_eq!(
@@ -415,6 +419,19 @@ async fn cost_per_command() {
         ["events", "events", "state", "state", "state"],
         "checkout writes the cart's and the order's events and three index items (the shopper's orders, every order, awaiting confirmation)"
     );
+    let adjust = by_name("adjust stock (admin; event + catalogue item)");
+    assert_eq!(
+        adjust.writes(),
+        vec![("TransactWriteItems", 1)],
+        "a product's event and its catalogue item are one transaction"
+    );
+    assert_eq!(adjust.written(), ["events", "state"]);
+    let catalogue = by_name("GET /products (a page of the catalogue)");
+    assert_eq!(
+        catalogue.requests,
+        [("Query".to_owned(), 1)].into_iter().collect(),
+        "the catalogue costs one read"
+    );
     let keyed = by_name("adjust stock with Idempotency-Key");
     assert_eq!(
         keyed.writes(),
@@ -429,8 +446,8 @@ async fn cost_per_command() {
         .collect();
     assert_eq!(
         transaction,
-        ["events", "state"],
-        "the idempotency record is written in the event's transaction"
+        ["events", "state", "state"],
+        "the idempotency record is written in the event's transaction, with the catalogue item"
     );
 }
 

@@ -7,7 +7,9 @@
 //! `inventory#{orderId}`. On `order.cancelled` and `order.rejected` it
 //! releases what was reserved; on `order.shipped` it commits the reservation
 //! (the units leave the shelf). `inventory.stock.low` is recorded when
-//! available stock falls under the threshold.
+//! available stock falls under the threshold. Every product append carries
+//! the product's catalogue item (`storefront_runtime::catalog`) in the same
+//! transaction, so the public catalogue shows the stock as the store has it.
 //!
 //! Stock cannot be oversold whatever the concurrency: each product is a
 //! stream written with a conditional append, so two reservations can never
@@ -130,6 +132,7 @@ impl Inventory {
                     *wanted.entry(line.sku.clone()).or_default() += line.quantity;
                 }
                 let mut decisions = Vec::new();
+                let mut catalog = Vec::new();
                 let mut shortages = Vec::new();
                 for (sku, quantity) in wanted {
                     let stream = stream_of("product", sku.as_str())?;
@@ -140,11 +143,14 @@ impl Inventory {
                         low_stock_threshold: self.low_stock_threshold,
                     };
                     match product.state.decide(&command) {
-                        Ok(events) => decisions.push(Decision {
-                            stream,
-                            expected_version: product.version,
-                            events,
-                        }),
+                        Ok(events) => {
+                            catalog.extend(listing(&product.state, &events));
+                            decisions.push(Decision {
+                                stream,
+                                expected_version: product.version,
+                                events,
+                            })
+                        }
                         Err(DomainError::InsufficientStock { available, .. }) => {
                             shortages.push(Shortage {
                                 sku,
@@ -163,7 +169,7 @@ impl Inventory {
                     }
                 }
                 if shortages.is_empty() {
-                    return Ok((decisions, vec![]));
+                    return Ok((decisions, catalog));
                 }
                 // All or nothing: no product is touched; the failure is recorded instead.
                 let stream = stream_of("inventory", order_id.as_str())?;
@@ -203,6 +209,7 @@ impl Inventory {
                 let skus: std::collections::BTreeSet<&Sku> =
                     order.lines.iter().map(|l| &l.sku).collect();
                 let mut decisions = Vec::new();
+                let mut catalog = Vec::new();
                 for sku in skus {
                     let stream = stream_of("product", sku.as_str())?;
                     let product = load::<ProductState>(&self.stores, &stream).await?;
@@ -210,13 +217,14 @@ impl Inventory {
                         .state
                         .decide(&command())
                         .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                    catalog.extend(listing(&product.state, &events));
                     decisions.push(Decision {
                         stream,
                         expected_version: product.version,
                         events,
                     });
                 }
-                Ok((decisions, vec![]))
+                Ok((decisions, catalog))
             },
         )
         .await
@@ -251,18 +259,29 @@ impl Inventory {
                         reason: "order no longer live".into(),
                     })
                     .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                let catalog = listing(&product.state, &events);
                 Ok((
                     vec![Decision {
                         stream,
                         expected_version: product.version,
                         events,
                     }],
-                    vec![],
+                    catalog,
                 ))
             },
         )
         .await
     }
+}
+
+/// The catalogue item of a product after `events`, to write with them
+/// (nothing when they are none: the product did not change).
+fn listing(product: &ProductState, events: &[Event]) -> Vec<storefront_store::StateWrite> {
+    if events.is_empty() {
+        return vec![];
+    }
+    let after = events.iter().fold(product.clone(), |p, e| p.evolve(e));
+    storefront_runtime::catalog::entry(&after)
 }
 
 #[async_trait]

@@ -123,6 +123,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Spawn each function's release binary under a local Lambda Runtime API and measure init, first invoke and peak RSS beside a bare hello binary.
     Coldstart(crate::tools::coldstart::ColdstartArgs),
+    /// Seed a scratch store with many idle carts and unpaid orders, then sweep it as the schedule would (invocations within a budget) and count the store calls.
+    Sweep(crate::tools::sweep::SweepArgs),
 }
 
 /// `dlq` sub-commands.
@@ -285,6 +287,9 @@ pub enum CliError {
     /// The cold-start harness failed.
     #[error(transparent)]
     Coldstart(#[from] crate::tools::coldstart::ColdstartError),
+    /// `bench sweep` failed.
+    #[error(transparent)]
+    SweepBench(#[from] crate::tools::sweep::SweepBenchError),
     /// A summary could not be written as JSON.
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -403,6 +408,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Bench {
             what: BenchCommand::Coldstart(args),
         }) => coldstart(&cli, args).await,
+        Some(Command::Bench {
+            what: BenchCommand::Sweep(args),
+        }) => {
+            let bench = crate::tools::sweep::run(args).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&bench)?);
+            } else {
+                print!("{}", crate::tools::sweep::render(&bench));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod aws;
+pub mod catalog;
 pub mod config;
 pub mod handler;
 pub mod lambda;

@@ -226,44 +226,8 @@ impl Shop {
         who: Option<(&str, bool)>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut builder = Request::builder().method(method).uri(path);
-        let body = match body {
-            Some(v) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        let mut request = builder.body(body).expect("request");
-        if let Some((sub, admin)) = who {
-            let groups = if admin {
-                vec!["admin".to_owned()]
-            } else {
-                vec![]
-            };
-            request.extensions_mut().insert(Claims {
-                sub: sub.into(),
-                groups,
-                email: Some(format!("{sub}@example.com")),
-            });
-        }
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let (status, _, value) = send(&self.router, method, path, who, &[], body).await;
+        (status, value)
     }
 
     pub async fn ok(
@@ -428,4 +392,75 @@ pub async fn checkout(shop: &Shop, user: &str, items: &[(&str, i64)]) -> String 
         .as_str()
         .expect("id")
         .to_owned()
+}
+
+/// Sends one request to `router` as `who` (claims as the JWT authorizer
+/// would pass them), with extra headers; the status, headers and JSON body
+/// (`Null` when there is none).
+pub async fn send(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    who: Option<(&str, bool)>,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut builder = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let body = match body {
+        Some(v) => {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    let mut request = builder.body(body).expect("request");
+    if let Some((sub, admin)) = who {
+        let groups = if admin {
+            vec!["admin".to_owned()]
+        } else {
+            vec![]
+        };
+        request.extensions_mut().insert(Claims {
+            sub: sub.into(),
+            groups,
+            email: Some(format!("{sub}@example.com")),
+        });
+    }
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// One test per backend (SQLite, and DynamoDB on moto) for each case: a
+/// `mod` per case with a `sqlite` and a `moto` test, each handed a fresh shop.
+#[macro_export]
+macro_rules! on_both {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$case($crate::common::Shop::of("sqlite").await).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn moto() {
+                    super::$case($crate::common::Shop::of("moto").await).await;
+                }
+            }
+        )*
+    };
 }

@@ -1,5 +1,7 @@
 //! `/products`: the catalogue, and its admin commands.
 
+use sha2::Digest as _;
+
 use super::*;
 
 pub(super) async fn load_product(app: &AppState, sku: &Sku) -> Result<ProductState, ApiError> {
@@ -10,15 +12,145 @@ pub(super) async fn load_product(app: &AppState, sku: &Sku) -> Result<ProductSta
     )
 }
 
-/// The catalogue.
+/// Products per catalogue page when `limit` is not given.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// The most products one catalogue page holds.
+pub const MAX_PAGE_SIZE: usize = 100;
+
+/// The catalogue's query: `?limit=` and the opaque `cursor` a previous
+/// page's `Link: <...>; rel="next"` gave out.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CatalogQuery {
+    /// Products per page, 1 to 100 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// Where the page starts: copy it from the previous page's `Link` header.
+    cursor: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CatalogQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<CatalogQuery>::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
+    }
+}
+
+impl CatalogQuery {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match &self.limit {
+            None => Ok(DEFAULT_PAGE_SIZE),
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "limit must be a whole number from 1 to {MAX_PAGE_SIZE}, not {raw:?}"
+                    ))
+                }),
+        }
+    }
+
+    /// The sku the page starts after.
+    fn after(&self) -> Result<Option<Sku>, ApiError> {
+        let Some(cursor) = &self.cursor else {
+            return Ok(None);
+        };
+        let refused = || {
+            ApiError::BadRequest(
+                "cursor is not one this API gave out: copy it from the previous page's Link header, or leave it out for the first page".into(),
+            )
+        };
+        let bytes = hex::decode(cursor).map_err(|_| refused())?;
+        let sku = String::from_utf8(bytes).map_err(|_| refused())?;
+        Sku::new(sku).map(Some).map_err(|_| refused())
+    }
+}
+
+/// The opaque cursor of the page after `sku`.
+fn cursor_after(sku: &str) -> String {
+    hex::encode(sku.as_bytes())
+}
+
+/// Whether an `If-None-Match` header names `etag` (weak comparison, `*` matches).
+fn none_match(headers: &axum::http::HeaderMap, etag: &str) -> bool {
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    headers
+        .get_all(axum::http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || strip(t) == strip(etag))
+}
+
+/// The catalogue, a page at a time, from its view: one query per page.
+/// Each page has an `ETag`; a client that sends it back in `If-None-Match`
+/// gets `304 Not Modified` and no body. A `Link: <...>; rel="next"` header
+/// points to the next page while there may be one.
 #[utoipa::path(get, path = "/products", tag = "products", security(()),
-    responses((status = 200, body = [ProductView])))]
+    params(CatalogQuery, ("If-None-Match" = Option<String>, Header, description = "The ETag of a page you hold: 304 if it has not changed")),
+    responses(
+        (status = 200, body = [ProductView], headers(
+            ("ETag" = String, description = "The page's version, for If-None-Match"),
+            ("Link" = String, description = "`<...>; rel=\"next\"`: the next page, while there may be one"),
+            ("Cache-Control" = String, description = "`no-cache`: keep the page, revalidate it with its ETag"))),
+        (status = 304, description = "The page has not changed since the ETag sent", headers(
+            ("ETag" = String, description = "The page's version"))),
+        (status = 400, body = Problem)))]
 pub async fn list_products(
     State(app): State<AppState>,
-) -> Result<Json<Vec<ProductView>>, ApiError> {
-    Ok(Json(
-        index_views::<ProductState, _>(&app, keys::CATALOG, ProductView::of).await?,
-    ))
+    query: CatalogQuery,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let limit = query.limit()?;
+    let after = query.after()?;
+    let page = app
+        .state
+        .query_page(keys::CATALOG, after.as_ref().map(|s| s.as_str()), limit)
+        .await?;
+    let mut products = Vec::with_capacity(page.items.len());
+    for item in &page.items {
+        match storefront_runtime::catalog::read(item) {
+            Some(view) => products.push(view),
+            // Listed before the catalogue view existed: read the aggregate.
+            None => {
+                let sku = Sku::new(item.sk.clone())?;
+                if let Some(view) = ProductView::of(&load_product(&app, &sku).await?) {
+                    products.push(view);
+                }
+            }
+        }
+    }
+    let body = serde_json::to_vec(&products).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let digest = sha2::Sha256::digest(&body);
+    let etag = format!("\"{}\"", hex::encode(&digest[..16]));
+    let mut response = if none_match(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    let value = |s: &str| {
+        axum::http::HeaderValue::from_str(s).map_err(|e| ApiError::Internal(e.to_string()))
+    };
+    h.insert(axum::http::header::ETAG, value(&etag)?);
+    h.insert(axum::http::header::CACHE_CONTROL, value("no-cache")?);
+    if let Some(next) = &page.next {
+        let link = format!(
+            "</products?limit={limit}&cursor={}>; rel=\"next\"",
+            cursor_after(next)
+        );
+        h.insert(axum::http::header::LINK, value(&link)?);
+    }
+    Ok(response)
 }
 
 /// One product.
@@ -56,7 +188,6 @@ pub async fn create_product(
         stock: body.stock,
     };
     let ctx = ctx(&identity, correlation, idem.map(|e| e.0));
-    let catalog_sk = sku.to_string();
     single::<ProductState, _, _, _>(
         &app,
         &ctx,
@@ -64,7 +195,7 @@ pub async fn create_product(
         StatusCode::CREATED,
         |s| Ok(s.decide(&command)?),
         ProductView::of,
-        |_| vec![index(keys::CATALOG.into(), catalog_sk.clone())],
+        storefront_runtime::catalog::entry,
     )
     .await
 }
@@ -86,7 +217,7 @@ async fn product_command(
         StatusCode::OK,
         |s| Ok(s.decide(&command)?),
         ProductView::of,
-        none,
+        storefront_runtime::catalog::entry,
     )
     .await
 }
