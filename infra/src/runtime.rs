@@ -27,14 +27,87 @@ pub fn prepare(template: &Path, data: &Path) -> Result<(Template, DevKeys), Runt
 }
 
 /// The HTTP app: `api` behind the dev-token layer that stands in for API
-/// Gateway's JWT authorizer, plus the `/_local` routes over `service`.
-pub fn http(api: Router, keys: &DevKeys, service: &Arc<Service>) -> Router {
-    let api = api.layer(axum::middleware::from_fn_with_state(
+/// Gateway's JWT authorizer, and behind the template's CORS answer (see
+/// [`cors`]), plus the `/_local` routes over `service` (which refuse
+/// browsers' cross-origin requests and get no CORS headers).
+pub fn http(api: Router, keys: &DevKeys, service: &Arc<Service>, template: &Template) -> Router {
+    let mut api = api.layer(axum::middleware::from_fn_with_state(
         keys.clone(),
         crate::auth::layer,
     ));
+    if let Some(cors) = cors(template) {
+        api = api.layer(cors);
+    }
     let control: Arc<dyn Control> = service.clone();
     crate::service::control::router(control, keys.clone()).merge(api)
+}
+
+/// The HTTP API's `CorsConfiguration` in the template, as API Gateway
+/// applies it: a web client on one of its origins (`AllowOrigins`; a
+/// `!Ref` to a parameter reads the parameter's default, `WebOrigins` here)
+/// gets the same preflight answers and exposed headers from the local
+/// runtime as from the stack. `None` when the template's HTTP API has none.
+/// A value that is not a valid header value is left out, with a warning.
+pub fn cors(template: &Template) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+
+    let config = template
+        .raw
+        .get("Resources")?
+        .as_object()?
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::HttpApi")
+        .find_map(|r| r["Properties"].get("CorsConfiguration"))?;
+    let texts = |value: &serde_json::Value| -> Vec<String> {
+        match value {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            serde_json::Value::Object(o) => o
+                .get("Ref")
+                .and_then(|name| name.as_str())
+                .and_then(|name| template.raw["Parameters"][name]["Default"].as_str())
+                .map(|d| d.split(',').map(|s| s.trim().to_owned()).collect())
+                .unwrap_or_default(),
+            serde_json::Value::String(s) => vec![s.clone()],
+            _ => vec![],
+        }
+    };
+    fn parsed<T>(what: &str, values: Vec<String>, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
+        values
+            .into_iter()
+            .filter_map(|v| {
+                let p = parse(&v);
+                if p.is_none() {
+                    tracing::warn!(value = %v, "CORS {what} in the template is not valid; left out");
+                }
+                p
+            })
+            .collect()
+    }
+    let origins = parsed("origin", texts(&config["AllowOrigins"]), |v| {
+        HeaderValue::from_str(v).ok()
+    });
+    let methods = parsed("method", texts(&config["AllowMethods"]), |v| {
+        Method::from_bytes(v.as_bytes()).ok()
+    });
+    let allow = parsed("header", texts(&config["AllowHeaders"]), |v| {
+        HeaderName::from_bytes(v.as_bytes()).ok()
+    });
+    let expose = parsed("header", texts(&config["ExposeHeaders"]), |v| {
+        HeaderName::from_bytes(v.as_bytes()).ok()
+    });
+    let mut layer = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods(methods)
+        .allow_headers(allow)
+        .expose_headers(expose);
+    if let Some(max_age) = config["MaxAge"].as_u64() {
+        layer = layer.max_age(std::time::Duration::from_secs(max_age));
+    }
+    Some(layer)
 }
 
 /// The banner lines both modes print about the API.

@@ -468,3 +468,79 @@ async fn bad_tokens_are_401() {
         401
     );
 }
+
+/// The local runtime answers CORS as the template's HTTP API does: a web
+/// client on `WebOrigins` (its default, `http://localhost:5173`) gets its
+/// preflight allowed (the API's request headers included) and can read the
+/// catalogue's `ETag` and `Link`; another origin gets no CORS headers, and
+/// the local tooling (`/_local`) answers no preflight at all.
+#[tokio::test]
+async fn cors_answers_the_web_client_as_the_stack_does() {
+    let shop = shop().await;
+    let request = |method: &str, path: &str, origin: &str, preflight: bool| {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("origin", origin);
+        if preflight {
+            b = b.header("access-control-request-method", "GET").header(
+                "access-control-request-headers",
+                "if-none-match, authorization",
+            );
+        }
+        b.body(Body::empty()).expect("request")
+    };
+    let send = |r: Request<Body>| async {
+        let response = shop.app.clone().oneshot(r).await.expect("infallible");
+        (response.status().as_u16(), response.headers().clone())
+    };
+    let header = |h: &axum::http::HeaderMap, name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_lowercase)
+    };
+
+    let (status, h) = send(request(
+        "OPTIONS",
+        "/products",
+        "http://localhost:5173",
+        true,
+    ))
+    .await;
+    assert!(status < 300, "preflight: {status}");
+    assert_eq!(
+        header(&h, "access-control-allow-origin").as_deref(),
+        Some("http://localhost:5173")
+    );
+    let allowed = header(&h, "access-control-allow-headers").unwrap_or_default();
+    for name in ["authorization", "if-none-match", "idempotency-key"] {
+        assert!(allowed.contains(name), "{name} not allowed: {allowed}");
+    }
+    assert_eq!(header(&h, "access-control-max-age").as_deref(), Some("600"));
+
+    let (status, h) = send(request("GET", "/products", "http://localhost:5173", false)).await;
+    assert_eq!(status, 200);
+    let exposed = header(&h, "access-control-expose-headers").unwrap_or_default();
+    for name in ["etag", "link", "retry-after"] {
+        assert!(exposed.contains(name), "{name} not exposed: {exposed}");
+    }
+
+    let (_, h) = send(request("GET", "/products", "https://evil.example", false)).await;
+    assert_eq!(
+        header(&h, "access-control-allow-origin"),
+        None,
+        "another origin"
+    );
+    let (_, h) = send(request(
+        "OPTIONS",
+        "/_local/queues",
+        "http://localhost:5173",
+        true,
+    ))
+    .await;
+    assert_eq!(
+        header(&h, "access-control-allow-origin"),
+        None,
+        "the local tooling"
+    );
+}

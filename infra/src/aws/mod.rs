@@ -327,7 +327,7 @@ impl AwsRuntime {
                 self.wiring.api.settings.clone(),
             )),
         };
-        crate::runtime::http(api, &self.keys, &self.service)
+        crate::runtime::http(api, &self.keys, &self.service, &self.template)
     }
 
     /// What the runtime wired, for the start-up banner.

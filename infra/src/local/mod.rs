@@ -191,7 +191,7 @@ impl LocalRuntime {
             self.store.clone(),
             self.wiring.api.settings.clone(),
         ));
-        crate::runtime::http(api, &self.keys, &self.service)
+        crate::runtime::http(api, &self.keys, &self.service, &self.template)
     }
 
     /// What the runtime wired, for the start-up banner.
