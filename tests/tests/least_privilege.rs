@@ -14,15 +14,14 @@
 //! What only the operator's tooling runs (`storefront replay` resetting a
 //! projection, `dlq redrive`) is not a Lambda's path and needs no grant.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use axum::body::Body;
-use axum::http::{Request, header};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use storefront_api::{AppState, Claims};
+use storefront_api::AppState;
 
 use storefront_notification::{Message, Notifier, NotifyError};
 use storefront_runtime::{EventHandler, Globals, Stores};
@@ -31,7 +30,6 @@ use storefront_store::iam::Table;
 use storefront_store::recording::Recording;
 use storefront_store::sqlite::SqliteStore;
 use storefront_template::Template;
-use tower::ServiceExt;
 
 /// One function's view of the store: every call goes through, and is
 /// counted (`storefront_store::recording`).
@@ -96,39 +94,20 @@ impl Scenario {
         body: Option<Value>,
         idempotency_key: Option<&str>,
     ) -> (u16, Value) {
-        let mut builder = Request::builder().method(method).uri(path);
-        if let Some(key) = idempotency_key {
-            builder = builder.header("idempotency-key", key);
-        }
-        let body = match body {
-            Some(v) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        let mut request = builder.body(body).expect("request");
-        request.extensions_mut().insert(Claims {
-            sub: who.into(),
-            groups: if who == "root" {
-                vec!["admin".into()]
-            } else {
-                vec![]
-            },
-            email: Some(format!("{who}@example.com")),
-        });
-        let response = self.api.clone().oneshot(request).await.expect("infallible");
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        let headers: Vec<(&str, &str)> = idempotency_key
+            .map(|key| ("idempotency-key", key))
+            .into_iter()
+            .collect();
+        let (status, _, value) = common::send(
+            &self.api,
+            method,
+            path,
+            Some((who, who == "root")),
+            &headers,
+            body,
         )
+        .await;
+        (status.as_u16(), value)
     }
 
     async fn ok(&self, method: &str, path: &str, who: &str, body: Option<Value>) -> Value {

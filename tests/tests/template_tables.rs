@@ -2,6 +2,9 @@
 //! template deploys is the layout `create_tables` makes for the tests and the
 //! local runtime, and the layout the DynamoDB adapter reads and writes.
 
+mod common;
+
+use common::moto_client as client;
 use serde_norway::Value;
 use storefront_store::dynamodb::{TableNames, create_tables};
 
@@ -44,22 +47,6 @@ fn attrs(v: &Value) -> Vec<(String, String)> {
         .collect();
     a.sort();
     a
-}
-
-fn client() -> aws_sdk_dynamodb::Client {
-    let endpoint = std::env::var("STOREFRONT_DYNAMODB_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())
-        .expect("STOREFRONT_DYNAMODB_ENDPOINT is not set: run `make test`, which starts moto");
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version_latest()
-        .endpoint_url(endpoint)
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "moto",
-        ))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
 }
 
 /// The tables `create_tables` makes on moto have exactly the keys, attribute

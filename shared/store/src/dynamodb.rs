@@ -490,6 +490,21 @@ impl EventStore for DynamoStore {
     }
 }
 
+/// The state items of a query's page that have not expired.
+fn live_items(
+    items: &[HashMap<String, AttributeValue>],
+    now: i64,
+) -> Result<Vec<StateItem>, StoreError> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let item = item_to_state(item)?;
+        if is_live(&item, now) {
+            out.push(item);
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl StateStore for DynamoStore {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<StateItem>, StoreError> {
@@ -571,12 +586,7 @@ impl StateStore for DynamoStore {
                 .send()
                 .await
                 .map_err(|e| backend("Query on the state table", e))?;
-            for item in page.items() {
-                let item = item_to_state(item)?;
-                if is_live(&item, now) {
-                    out.push(item);
-                }
-            }
+            out.extend(live_items(page.items(), now)?);
             match page.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
                 _ => break,
@@ -605,14 +615,7 @@ impl StateStore for DynamoStore {
             .send()
             .await
             .map_err(|e| backend("Query on the state table", e))?;
-        let now = now_epoch_seconds();
-        let mut items = Vec::new();
-        for item in page.items() {
-            let item = item_to_state(item)?;
-            if is_live(&item, now) {
-                items.push(item);
-            }
-        }
+        let items = live_items(page.items(), now_epoch_seconds())?;
         let next = page
             .last_evaluated_key()
             .and_then(|key| key.get("sk"))
@@ -663,12 +666,24 @@ pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<(), S
             .build()
             .map_err(|e| StoreError::InvalidAppend(e.to_string()))
     };
-    let existing = client
-        .list_tables()
-        .send()
-        .await
-        .map_err(|e| backend("ListTables", e))?;
-    let have = |name: &str| existing.table_names().iter().any(|t| t == name);
+    // ListTables answers 100 names a page: read them all, or a table on a
+    // later page looks absent and its creation fails as already there.
+    let mut existing: Vec<String> = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let page = client
+            .list_tables()
+            .set_exclusive_start_table_name(start.take())
+            .send()
+            .await
+            .map_err(|e| backend("ListTables", e))?;
+        existing.extend(page.table_names().iter().cloned());
+        match page.last_evaluated_table_name() {
+            Some(last) => start = Some(last.to_owned()),
+            None => break,
+        }
+    }
+    let have = |name: &str| existing.iter().any(|t| t == name);
 
     if !have(&tables.events) {
         client

@@ -366,6 +366,39 @@ impl EventLog for SqliteStore {
     }
 }
 
+/// The live items under `pk` whose sort key comes after `after` (every
+/// sort key comes after "", which is never a key), in sort-key order, at
+/// most `limit` of them (-1: all).
+fn live_items_after(
+    c: &Connection,
+    pk: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<StateItem>, StoreError> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT sk, version, value, expires_at FROM state WHERE pk = ?1 AND sk > ?2
+             AND (expires_at IS NULL OR expires_at > ?3) ORDER BY sk LIMIT ?4",
+        )
+        .map_err(StoreError::sqlite)?;
+    let rows = stmt
+        .query_map(params![pk, after, now_epoch_seconds(), limit], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .map_err(StoreError::sqlite)?;
+    let mut items = Vec::new();
+    for row in rows {
+        let (sk, version, value, expires_at) = row.map_err(StoreError::sqlite)?;
+        items.push(to_item(pk, &sk, version, &value, expires_at)?);
+    }
+    Ok(items)
+}
+
 #[async_trait]
 impl StateStore for SqliteStore {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<StateItem>, StoreError> {
@@ -398,31 +431,9 @@ impl StateStore for SqliteStore {
 
     async fn query(&self, pk: &str) -> Result<Vec<StateItem>, StoreError> {
         let pk = pk.to_owned();
-        self.with_conn(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT sk, version, value, expires_at FROM state WHERE pk = ?1
-                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY sk",
-                )
-                .map_err(StoreError::sqlite)?;
-            let rows = stmt
-                .query_map(params![pk, now_epoch_seconds()], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Option<i64>>(3)?,
-                    ))
-                })
-                .map_err(StoreError::sqlite)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (sk, version, value, expires_at) = row.map_err(StoreError::sqlite)?;
-                out.push(to_item(&pk, &sk, version, &value, expires_at)?);
-            }
-            Ok(out)
-        })
-        .await
+        // LIMIT -1: no limit.
+        self.with_conn(move |c| live_items_after(c, &pk, "", -1))
+            .await
     }
 
     async fn query_page(
@@ -432,40 +443,10 @@ impl StateStore for SqliteStore {
         limit: usize,
     ) -> Result<Page, StoreError> {
         let pk = pk.to_owned();
-        let after = after.map(str::to_owned);
+        let after = after.unwrap_or_default().to_owned();
         let limit = limit.max(1);
         self.with_conn(move |c| {
-            // Without a start, every sort key is after "" but "" itself,
-            // which DynamoDB does not allow as a key either.
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT sk, version, value, expires_at FROM state WHERE pk = ?1 AND sk > ?2
-                     AND (expires_at IS NULL OR expires_at > ?3) ORDER BY sk LIMIT ?4",
-                )
-                .map_err(StoreError::sqlite)?;
-            let rows = stmt
-                .query_map(
-                    params![
-                        pk,
-                        after.unwrap_or_default(),
-                        now_epoch_seconds(),
-                        i64::try_from(limit).unwrap_or(i64::MAX)
-                    ],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, Option<i64>>(3)?,
-                        ))
-                    },
-                )
-                .map_err(StoreError::sqlite)?;
-            let mut items = Vec::new();
-            for row in rows {
-                let (sk, version, value, expires_at) = row.map_err(StoreError::sqlite)?;
-                items.push(to_item(&pk, &sk, version, &value, expires_at)?);
-            }
+            let items = live_items_after(c, &pk, &after, i64::try_from(limit).unwrap_or(i64::MAX))?;
             let next = (items.len() == limit)
                 .then(|| items.last().map(|i| i.sk.clone()))
                 .flatten();
