@@ -139,7 +139,11 @@ if [ -n "$ARCH" ]; then
   deploy_args+=(--parameter-overrides "${overrides:+$overrides }Architecture=$ARCH")
 fi
 
-step "sam ${build_args[*]}"
+step "sam ${build_args[*]} (with Cargo.toml's deploy profile)"
+# sam build always builds --release: the deploy profile's settings reach
+# cargo as CARGO_PROFILE_RELEASE_* variables (scripts/deploy_profile.py).
+eval "$(python scripts/deploy_profile.py)" ||
+  fail "cannot read [profile.deploy] from Cargo.toml (see above)"
 sam "${build_args[@]}" ||
   fail "sam build failed (see above): fix the compile error it shows; if the linker or target for ${ARCH:-arm64} is missing, install it as the message says, or on an x86_64 machine build for it with ARCH=x86_64; then run make deploy again"
 

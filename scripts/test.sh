@@ -100,12 +100,17 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "sam build (x86_64): every function's bootstrap, as a deploy uploads it"
 # The template defaults to arm64 (Graviton); this machine builds x86_64 only.
 # cargo-lambda (from the venv) compiles with `--release`, into target/.
+# With the deploy profile's settings (Cargo.toml [profile.deploy]), as
+# `make deploy` builds them; a subshell keeps them from the cargo test below.
 sam_started=$(date +%s)
+(
+eval "$("$VENV/bin/python" scripts/deploy_profile.py)"
 env PATH="$PWD/$VENV/bin:$PATH" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
   AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
   SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR="$PWD/target/sam-cli" \
   "$VENV/bin/sam" build --template-file template.yaml --build-dir target/sam/build \
   --parameter-overrides Architecture=x86_64
+)
 echo "sam build took $(( $(date +%s) - sam_started )) s"
 # The rehearsal suite (infra/tests/rehearsal.rs) runs these binaries on moto.
 export STOREFRONT_ARTIFACTS="$PWD/target/sam/build"

@@ -43,8 +43,9 @@ pub const HELLO: &str = "lambda-hello";
 /// `bench coldstart` options.
 #[derive(Debug, Clone, Args)]
 pub struct ColdstartArgs {
-    /// Where the release binaries are.
-    #[arg(long, default_value = "target/release")]
+    /// Where the binaries built with the deploy profile are
+    /// (`cargo build --profile deploy`, Cargo.toml's profile of what is deployed).
+    #[arg(long, default_value = "target/deploy")]
     pub bin_dir: PathBuf,
     /// Measure the functions as `sam build` built them: `DIR/{Function}/bootstrap`
     /// (e.g. `.aws-sam/build`) instead of `--bin-dir/{binary}`; `lambda-hello`
@@ -413,7 +414,7 @@ pub async fn run(
                     dir.display()
                 ),
                 _ => format!(
-                    "no binary {name} in {}; build it with `cargo build --release -p {name}` (or pass --bin-dir)",
+                    "no binary {name} in {}; build it with `cargo build --profile deploy -p {name}` (or pass --bin-dir)",
                     args.bin_dir.display()
                 ),
             }));
