@@ -571,28 +571,17 @@ impl StateStore for DynamoStore {
     }
 
     async fn query(&self, pk: &str) -> Result<Vec<StateItem>, StoreError> {
-        let now = now_epoch_seconds();
+        // Page after page, each as large as DynamoDB makes it (1 MB).
         let mut out = Vec::new();
-        let mut start = None;
+        let mut after: Option<String> = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.tables.state)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query on the state table", e))?;
-            out.extend(live_items(page.items(), now)?);
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
+            let page = self.query_page(pk, after.as_deref(), usize::MAX).await?;
+            out.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
             }
         }
-        Ok(out)
     }
 
     async fn query_page(
@@ -610,7 +599,8 @@ impl StateStore for DynamoStore {
             .consistent_read(true)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(pk))
-            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            // Too large for a Limit (query's usize::MAX): none, DynamoDB's 1 MB page.
+            .set_limit(i32::try_from(limit.max(1)).ok())
             .set_exclusive_start_key(start)
             .send()
             .await
