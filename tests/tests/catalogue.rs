@@ -6,9 +6,10 @@
 
 mod common;
 
-use common::{ADMIN, Delivery, Shop, checkout, send};
+use common::{ADMIN, Delivery, Shop, checkout, order_status, product, send, shopper};
 use serde_json::{Value, json};
 use storefront_api::{AppState, Settings};
+use storefront_domain::cart::MAX_CART_LINES;
 use storefront_runtime::Stores;
 use storefront_store::iam::PortCall;
 use storefront_store::keys::CATALOG;
@@ -20,6 +21,7 @@ on_both!(
     an_etag_makes_a_repeat_free_until_the_stock_moves,
     bad_pages_are_refused,
     products_listed_before_the_view_still_show,
+    the_fullest_reservation_fits_one_transaction,
 );
 
 fn skus(page: &Value) -> Vec<String> {
@@ -224,4 +226,39 @@ async fn products_listed_before_the_view_still_show(shop: Shop) {
     assert_eq!(status, 200);
     assert_eq!(skus(&body), ["NEW", "OLD"]);
     assert_eq!(body[1]["availableStock"], 4);
+}
+
+/// The largest reservation there can be, a cart of MAX_CART_LINES products
+/// each falling under its low-stock threshold (two events and a catalogue
+/// item per product, and the handler's record: 100 items), is one
+/// transaction that DynamoDB accepts, and every product's view moves.
+async fn the_fullest_reservation_fits_one_transaction(shop: Shop) {
+    let skus: Vec<String> = (0..MAX_CART_LINES).map(|i| format!("L{i:02}")).collect();
+    for sku in &skus {
+        // The test shop's low-stock threshold is 3: reserving one of 3 crosses it.
+        shop.product(sku, 3).await;
+    }
+    let lines: Vec<(&str, i64)> = skus.iter().map(|s| (s.as_str(), 1)).collect();
+    let id = checkout(&shop, "max", &lines).await;
+    let delivered = shop.settle(Delivery::InOrder).await;
+    let low = delivered
+        .iter()
+        .filter(|e| e.event_type == "inventory.stock.low")
+        .count();
+    assert_eq!(low, MAX_CART_LINES, "every product crossed its threshold");
+    assert_eq!(order_status(&shop, shopper("max"), &id).await, "confirmed");
+    for sku in &skus {
+        assert_eq!(product(&shop, sku).await.reserved, 1, "{sku}");
+    }
+    let (_, _, page) = send(&shop.router, "GET", "/products?limit=100", None, &[], None).await;
+    let available: Vec<&Value> = page
+        .as_array()
+        .expect("page")
+        .iter()
+        .map(|p| &p["availableStock"])
+        .collect();
+    assert!(
+        available.iter().all(|a| **a == json!(2)),
+        "each view holds its reservation: {available:?}"
+    );
 }

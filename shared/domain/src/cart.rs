@@ -15,9 +15,10 @@ use crate::{Aggregate, DomainError};
 /// Most units of one product a cart line may hold.
 pub const MAX_LINE_QUANTITY: i64 = 99;
 /// Most distinct products a cart may hold. Reserving an order's stock is one
-/// atomic append of up to two events per product plus a record, which must
-/// stay under DynamoDB's 100-item transaction limit.
-pub const MAX_CART_LINES: usize = 40;
+/// atomic append of, per product, up to two events (`inventory.stock.reserved`,
+/// `inventory.stock.low`) and its catalogue item, plus the handler's record:
+/// 3 × 33 + 1 = 100, DynamoDB's transaction limit.
+pub const MAX_CART_LINES: usize = 33;
 
 /// A product as the catalogue knows it now; the API looks it up and puts it on the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
