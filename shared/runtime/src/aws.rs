@@ -16,12 +16,118 @@ pub use aws_config::SdkConfig;
 /// every file of `/etc/ssl/certs`, parsed one by one), which was three
 /// quarters of a function's cold start (BENCHMARKS.md). Anywhere else, or when
 /// the environment names another endpoint or store, it keeps the system's.
+///
+/// Inside Lambda the region and credentials are what Lambda puts in the
+/// environment, so [`LambdaEnvironment`] builds the configuration from
+/// them directly, without the SDK's region, credential and profile chains
+/// (which look for profile files, SSO caches, web identity and container
+/// credentials before they get to the environment). Outside Lambda, or with
+/// any setting only the chains understand, the SDK's loader does it all.
 pub async fn load_config() -> SdkConfig {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let aws_roots = TrustRoots::from_env(lookup) == TrustRoots::Aws;
+    if let Some(lambda) = LambdaEnvironment::from_env(lookup) {
+        return lambda.config(aws_roots.then(aws_roots_https_client));
+    }
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if TrustRoots::from_env(|name| std::env::var(name).ok()) == TrustRoots::Aws {
+    if aws_roots {
         loader = loader.http_client(aws_roots_https_client());
     }
     loader.load().await
+}
+
+/// What Lambda tells a function about where it runs: its region and the
+/// execution role's credentials, in the variables Lambda sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaEnvironment {
+    /// `AWS_REGION`.
+    pub region: String,
+    /// `AWS_ENDPOINT_URL`, if set (a rehearsal against an emulator).
+    pub endpoint_url: Option<String>,
+}
+
+/// Variables only the SDK's loader understands: with any of them set, the
+/// loader builds the configuration (a per-service endpoint, FIPS or
+/// dual-stack endpoints, a profile, retry or timeout settings ...).
+const LOADER_ONLY: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_SDK_UA_APP_ID",
+];
+
+impl LambdaEnvironment {
+    /// The environment of a Lambda function (`lookup` reads a variable):
+    /// `AWS_LAMBDA_RUNTIME_API`, `AWS_REGION`, `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` set (Lambda sets them all), and nothing only
+    /// the SDK's loader understands ([`LOADER_ONLY`], or a per-service
+    /// `AWS_ENDPOINT_URL_*`). `None` otherwise: the loader's chains then
+    /// decide. `STOREFRONT_SDK_CONFIG=loader` asks for the loader anyway
+    /// (the cold-start harness compares both in one run).
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Option<LambdaEnvironment> {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        if get("STOREFRONT_SDK_CONFIG").as_deref() == Some("loader") {
+            return None;
+        }
+        let required = [
+            "AWS_LAMBDA_RUNTIME_API",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ];
+        if required.iter().any(|name| get(name).is_none()) {
+            return None;
+        }
+        let per_service_endpoint = [
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_ENDPOINT_URL_EVENTBRIDGE",
+            "AWS_ENDPOINT_URL_SQS",
+            "AWS_ENDPOINT_URL_SESV2",
+        ];
+        if LOADER_ONLY
+            .iter()
+            .chain(per_service_endpoint.iter())
+            .any(|name| get(name).is_some())
+        {
+            return None;
+        }
+        Some(LambdaEnvironment {
+            region: get("AWS_REGION")?,
+            endpoint_url: get("AWS_ENDPOINT_URL"),
+        })
+    }
+
+    /// The configuration: this region, the environment's credentials (read
+    /// again whenever the SDK's identity cache refreshes them), the
+    /// endpoint if one is named, and `http_client` if given (else the
+    /// SDK's default). Retries, timeouts, sleep and clock are the clients'
+    /// defaults for the latest behaviour version, as with the loader.
+    pub fn config(
+        &self,
+        http_client: Option<aws_sdk_dynamodb::config::SharedHttpClient>,
+    ) -> SdkConfig {
+        let mut builder = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_config::Region::new(self.region.clone()))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            ));
+        if let Some(endpoint) = &self.endpoint_url {
+            builder = builder.endpoint_url(endpoint.clone());
+        }
+        if let Some(client) = http_client {
+            builder = builder.http_client(client);
+        }
+        builder.build()
+    }
 }
 
 /// The PEM certificates of the roots every AWS service endpoint chains to:
@@ -185,6 +291,86 @@ mod tests {
             TrustRoots::Native,
             "outside Lambda"
         );
+    }
+
+    /// In Lambda the configuration comes from Lambda's variables; anything
+    /// only the SDK's loader understands sends it back to the loader.
+    #[test]
+    fn lambda_configuration_comes_from_lambdas_variables() {
+        let lambda = [
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ];
+        assert_eq!(
+            LambdaEnvironment::from_env(env(&lambda)),
+            Some(LambdaEnvironment {
+                region: "eu-west-1".into(),
+                endpoint_url: None
+            })
+        );
+        let with = |extra: (&'static str, &'static str)| {
+            let mut vars = lambda.to_vec();
+            vars.push(extra);
+            LambdaEnvironment::from_env(env(&vars))
+        };
+        assert_eq!(
+            with(("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")).and_then(|l| l.endpoint_url),
+            Some("http://127.0.0.1:5000".into())
+        );
+        for loader_only in [
+            ("AWS_PROFILE", "dev"),
+            ("AWS_ENDPOINT_URL_SQS", "https://vpce-1.sqs.example"),
+            ("AWS_USE_FIPS_ENDPOINT", "true"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://169.254.170.2/creds",
+            ),
+        ] {
+            assert_eq!(with(loader_only), None, "{loader_only:?}");
+        }
+        for missing in [
+            "AWS_LAMBDA_RUNTIME_API",
+            "AWS_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ] {
+            let vars: Vec<_> = lambda
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            assert_eq!(LambdaEnvironment::from_env(env(&vars)), None, "{missing}");
+        }
+    }
+
+    /// The configuration built from Lambda's variables signs with them and
+    /// names the region and endpoint it was given.
+    #[tokio::test]
+    async fn lambda_configuration_signs_with_the_environments_credentials() {
+        use aws_credential_types::provider::ProvideCredentials;
+        let config = LambdaEnvironment {
+            region: "eu-west-1".into(),
+            endpoint_url: Some("http://127.0.0.1:5000".into()),
+        }
+        .config(None);
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+        // The provider reads the process environment when asked; the test
+        // runner's own AWS variables (if any) are what it must return.
+        let provider = config
+            .credentials_provider()
+            .expect("a credentials provider");
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let expected = var("AWS_ACCESS_KEY_ID").filter(|_| var("AWS_SECRET_ACCESS_KEY").is_some());
+        let got = provider
+            .provide_credentials()
+            .await
+            .ok()
+            .map(|c| c.access_key_id().to_owned());
+        assert_eq!(got, expected);
     }
 
     #[test]
