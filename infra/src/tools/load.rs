@@ -35,6 +35,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::auth::DevKeys;
+use crate::service::control::SqliteFiles;
+use crate::tools::requests::{Recorder, RequestCounts};
 
 /// `load` options.
 #[derive(Debug, Clone, Args)]
@@ -57,6 +59,11 @@ pub struct LoadArgs {
     /// Print the summary as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The moto server `storefront dev --aws` talks to: count the AWS
+    /// requests of the run with moto's recorder (per journey, and the
+    /// pollers' while idle).
+    #[arg(long, value_name = "URL")]
+    pub moto: Option<String>,
 }
 
 /// Why a load run could not run (not the errors it counts).
@@ -124,6 +131,92 @@ pub struct Summary {
     pub drain_seconds: Option<f64>,
     /// Failures by kind (`http 409`, `timeout`, `not confirmed`, ...).
     pub errors: BTreeMap<String, u64>,
+    /// The AWS requests of the run (`--moto`).
+    pub aws_requests: Option<AwsRequests>,
+    /// The local runtime's SQLite work per command, from the start of the
+    /// window until drained (so the handlers' work the commands caused, and
+    /// the polls, are in it); `None` against a runtime that does not report it.
+    pub sqlite_per_command: Option<SqlitePerCommand>,
+}
+
+/// The AWS requests a run made, counted by moto's recorder.
+#[derive(Debug, Clone, Serialize)]
+pub struct AwsRequests {
+    /// How long the runtime was watched idle before the run.
+    pub idle_seconds: f64,
+    /// What it sent while idle (its pollers): requests by service and operation.
+    pub idle: RequestCounts,
+    /// From the start of the window until drained, in seconds.
+    pub run_seconds: f64,
+    /// What it sent over the run: requests by service and operation.
+    pub run: RequestCounts,
+    /// Per completed journey, by service: the run's requests less what the
+    /// pollers send idle over as long, divided by the journeys.
+    pub per_journey: BTreeMap<String, f64>,
+}
+
+impl AwsRequests {
+    fn of(
+        idle_seconds: f64,
+        idle: RequestCounts,
+        run_seconds: f64,
+        run: RequestCounts,
+        journeys: u64,
+    ) -> AwsRequests {
+        let per_journey = run
+            .0
+            .keys()
+            .map(|service| {
+                let polling = idle.service(service) as f64 / idle_seconds.max(0.001) * run_seconds;
+                let net = (run.service(service) as f64 - polling).max(0.0);
+                (service.clone(), net / journeys.max(1) as f64)
+            })
+            .collect();
+        AwsRequests {
+            idle_seconds,
+            idle,
+            run_seconds,
+            run,
+            per_journey,
+        }
+    }
+}
+
+/// How long the runtime is watched idle, for its pollers' requests.
+const IDLE_WATCH: Duration = Duration::from_secs(5);
+
+/// SQLite calls and commits per command, per file.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SqlitePerCommand {
+    /// `events.db`: calls on the connection.
+    pub events_db_calls: f64,
+    /// `events.db`: write transactions committed.
+    pub events_db_commits: f64,
+    /// `queues.db`: calls on the connection.
+    pub queues_db_calls: f64,
+    /// `queues.db`: write transactions committed.
+    pub queues_db_commits: f64,
+}
+
+impl SqlitePerCommand {
+    fn between(before: &SqliteFiles, after: &SqliteFiles, commands: u64) -> SqlitePerCommand {
+        let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / commands.max(1) as f64;
+        SqlitePerCommand {
+            events_db_calls: per(after.events_db.calls, before.events_db.calls),
+            events_db_commits: per(after.events_db.commits, before.events_db.commits),
+            queues_db_calls: per(after.queues_db.calls, before.queues_db.calls),
+            queues_db_commits: per(after.queues_db.commits, before.queues_db.commits),
+        }
+    }
+}
+
+/// The runtime's SQLite counts, if it reports them.
+async fn sqlite_counts(api: &Api, token: &str) -> Option<SqliteFiles> {
+    let counts = api
+        .call(reqwest::Method::GET, "/_local/sqlite", token, None)
+        .await
+        .ok()?;
+    serde_json::from_value(counts).ok()
 }
 
 fn histogram() -> Histogram<u64> {
@@ -458,6 +551,18 @@ pub async fn run(data: &Path, args: &LoadArgs) -> Result<Summary, LoadError> {
             .progress_chars("=> "),
     );
     let skus = Arc::new(skus);
+    let recorder = args
+        .moto
+        .as_deref()
+        .map(|url| Recorder::new(api.http.clone(), url));
+    let mut idle = None;
+    if let Some(recorder) = &recorder {
+        recorder.start().await.map_err(LoadError::Setup)?;
+        tokio::time::sleep(IDLE_WATCH).await;
+        idle = Some(recorder.stop().await.map_err(LoadError::Setup)?);
+        recorder.start().await.map_err(LoadError::Setup)?;
+    }
+    let sqlite_before = sqlite_counts(&api, &admin).await;
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -509,6 +614,26 @@ pub async fn run(data: &Path, args: &LoadArgs) -> Result<Summary, LoadError> {
     bar.finish_and_clear();
 
     let drain_seconds = drain(&api, &admin).await;
+    let aws_requests = match (&recorder, idle) {
+        (Some(recorder), Some(idle)) => {
+            let run_seconds = start.elapsed().as_secs_f64();
+            let run = recorder.stop().await.map_err(LoadError::Setup)?;
+            Some(AwsRequests::of(
+                IDLE_WATCH.as_secs_f64(),
+                idle,
+                run_seconds,
+                run,
+                tally.journeys,
+            ))
+        }
+        _ => None,
+    };
+    let sqlite_per_command = match (sqlite_before, sqlite_counts(&api, &admin).await) {
+        (Some(before), Some(after)) => {
+            Some(SqlitePerCommand::between(&before, &after, tally.commands))
+        }
+        _ => None,
+    };
     Ok(Summary {
         url: api.base.clone(),
         shoppers: args.shoppers,
@@ -521,6 +646,8 @@ pub async fn run(data: &Path, args: &LoadArgs) -> Result<Summary, LoadError> {
         api_to_last_handler: Latency::of(&tally.effect),
         drain_seconds,
         errors: tally.errors,
+        aws_requests,
+        sqlite_per_command,
     })
 }
 
@@ -576,6 +703,28 @@ pub fn render(s: &Summary) -> String {
             "  drained (queues empty, feed caught up) {d:.2} s after the last response\n"
         )),
         None => out.push_str("  not drained within 120 s after the last response\n"),
+    }
+    if let Some(r) = &s.aws_requests {
+        out.push_str(&format!(
+            "  AWS requests per journey (moto's recorder, net of the pollers' {:.1}/s while idle):\n",
+            r.idle.total() as f64 / r.idle_seconds.max(0.001)
+        ));
+        for (service, n) in &r.per_journey {
+            let ops: Vec<String> = r.run.0[service]
+                .iter()
+                .map(|(op, count)| format!("{op} {count}"))
+                .collect();
+            out.push_str(&format!(
+                "    {service:<16} {n:>7.1}   (run total: {})\n",
+                ops.join(", ")
+            ));
+        }
+    }
+    if let Some(q) = &s.sqlite_per_command {
+        out.push_str(&format!(
+            "  SQLite per command (until drained, polls included): events.db {:.1} calls, {:.1} commits; queues.db {:.1} calls, {:.1} commits\n",
+            q.events_db_calls, q.events_db_commits, q.queues_db_calls, q.queues_db_commits
+        ));
     }
     if s.errors.is_empty() {
         out.push_str("  errors: none\n");
