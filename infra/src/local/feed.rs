@@ -22,10 +22,9 @@ use storefront_store::{EventLog, LoggedEvent};
 use storefront_template::router::eventbridge_event;
 use storefront_template::{PatternRouter, Template};
 
-use super::queue_source::blocking;
 use super::queues::{QueueError, Queues};
 use crate::service::ServiceError;
-use crate::service::control::EventCounts;
+use crate::service::control::{EventCounts, SqliteFiles};
 use crate::service::function::Faults;
 use crate::service::stream_mapping::{ShardBatch, StreamReader};
 
@@ -203,7 +202,8 @@ impl StreamReader for LogReader {
 
     async fn read(&self, max: u32) -> Result<Vec<ShardBatch>, ServiceError> {
         let queues = self.queues.clone();
-        let cursor = blocking(move || queues.cursor(FEED_CURSOR))
+        let cursor = queues
+            .call(move |q| q.cursor(FEED_CURSOR))
             .await
             .map_err(Self::error("cursor"))?;
         let page = self
@@ -233,7 +233,8 @@ impl StreamReader for LogReader {
         })?;
         let messages = std::mem::take(&mut *self.routed.lock().unwrap_or_else(|p| p.into_inner()));
         let queues = self.queues.clone();
-        blocking(move || queues.enqueue_and_advance(&messages, FEED_CURSOR, position))
+        queues
+            .call(move |q| q.enqueue_and_advance(&messages, FEED_CURSOR, position))
             .await
             .map_err(Self::error("commit"))
     }
@@ -244,7 +245,8 @@ impl StreamReader for LogReader {
 
     async fn rewind(&self) -> Result<(), ServiceError> {
         let queues = self.queues.clone();
-        blocking(move || queues.enqueue_and_advance(&[], FEED_CURSOR, 0))
+        queues
+            .call(move |q| q.enqueue_and_advance(&[], FEED_CURSOR, 0))
             .await
             .map_err(Self::error("rewind"))
     }
@@ -260,7 +262,8 @@ impl StreamReader for LogReader {
             info["endSequenceNumber"].as_str().unwrap_or_default()
         );
         let (queues, body) = (self.queues.clone(), body.to_string());
-        blocking(move || queues.send(&queue, &id, &body))
+        queues
+            .call(move |q| q.send(&queue, &id, &body))
             .await
             .map_err(Self::error("on-failure destination"))
     }
@@ -269,6 +272,13 @@ impl StreamReader for LogReader {
         // Woken by an append of this process; the timer is for appends by
         // another one (an operator's command).
         let _ = tokio::time::timeout(idle, self.appended.notified()).await;
+    }
+
+    fn sqlite(&self) -> Option<SqliteFiles> {
+        Some(SqliteFiles {
+            events_db: self.store.counts(),
+            queues_db: self.queues.counts(),
+        })
     }
 
     async fn counts(&self) -> Result<EventCounts, ServiceError> {
@@ -288,7 +298,8 @@ impl StreamReader for LogReader {
                 .count() as u64;
         }
         let queues = self.queues.clone();
-        counts.published = blocking(move || queues.cursor(FEED_CURSOR))
+        counts.published = queues
+            .call(move |q| q.cursor(FEED_CURSOR))
             .await
             .map_err(Self::error("cursor"))?;
         Ok(counts)

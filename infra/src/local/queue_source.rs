@@ -46,15 +46,6 @@ impl LocalQueue {
     }
 }
 
-/// Runs a call of the queue file on the blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, QueueError> + Send + 'static,
-) -> Result<T, QueueError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| QueueError::Task(e.to_string()))?
-}
-
 fn receipt_row(m: &Message) -> Result<i64, QueueError> {
     m.receipt
         .parse()
@@ -79,7 +70,8 @@ impl QueueSource for LocalQueue {
         let (queues, name, redrive) =
             (self.queues.clone(), self.name.clone(), self.redrive.clone());
         let visibility = i64::try_from(self.visibility.as_millis()).unwrap_or(i64::MAX);
-        let received = blocking(move || queues.receive(&name, max, visibility, redrive.as_ref()))
+        let received = queues
+            .call(move |q| q.receive(&name, max, visibility, redrive.as_ref()))
             .await
             .map_err(self.error("receive"))?;
         Ok(received
@@ -101,7 +93,8 @@ impl QueueSource for LocalQueue {
             .collect::<Result<Vec<i64>, _>>()
             .map_err(self.error("delete"))?;
         let queues = self.queues.clone();
-        blocking(move || queues.delete(&rows))
+        queues
+            .call(move |q| q.delete(&rows))
             .await
             .map_err(self.error("delete"))
     }
@@ -117,15 +110,15 @@ impl QueueSource for LocalQueue {
             })
             .collect::<Result<Vec<(i64, i64)>, QueueError>>()
             .map_err(self.error("retry"))?;
-        let queues = self.queues.clone();
-        blocking(move || {
-            for (row, delay) in rows {
-                queues.retry_after(row, delay)?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(self.error("retry"))
+        self.queues
+            .call(move |q| {
+                for (row, delay) in rows {
+                    q.retry_after(row, delay)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(self.error("retry"))
     }
 
     async fn depths(&self) -> Result<(u64, u64), ServiceError> {

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
+use storefront_store::sqlite::{SqliteCounters, SqliteCounts};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -74,6 +75,7 @@ pub struct Redrive {
 pub struct Queues {
     conn: Arc<Mutex<Connection>>,
     wakers: Arc<Mutex<HashMap<String, Arc<tokio::sync::Notify>>>>,
+    counters: Arc<SqliteCounters>,
 }
 
 fn now_ms() -> i64 {
@@ -86,9 +88,10 @@ fn now_ms() -> i64 {
 impl Queues {
     /// Opens (creating) the queue file.
     pub fn open(path: &Path) -> Result<Queues, QueueError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        storefront_store::sqlite::tune(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Statements compiled once and kept, plans stable (see SqliteStore::open).
         conn.set_prepared_statement_cache_capacity(64);
@@ -97,10 +100,17 @@ impl Queues {
             true,
         )?;
         conn.execute_batch(SCHEMA)?;
+        let counters = SqliteCounters::install(&mut conn)?;
         Ok(Queues {
             conn: Arc::new(Mutex::new(conn)),
             wakers: Arc::default(),
+            counters,
         })
+    }
+
+    /// Calls and commits on the queue file since it was opened (all clones).
+    pub fn counts(&self) -> SqliteCounts {
+        self.counters.read()
     }
 
     /// Woken (`notify_one`) when this handle or a clone makes messages of
@@ -128,7 +138,30 @@ impl Queues {
         f: impl FnOnce(&mut Connection) -> Result<T, QueueError>,
     ) -> Result<T, QueueError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        self.counters.call();
         f(&mut guard)
+    }
+
+    /// Runs `f` on the connection where it is awaited when the connection
+    /// is free, else on tokio's blocking pool (see `SqliteStore::with_conn`):
+    /// an async worker thread never sleeps on the lock.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Queues) -> Result<T, QueueError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let free = matches!(
+            self.conn.try_lock(),
+            Ok(_) | Err(std::sync::TryLockError::Poisoned(_))
+        );
+        if free {
+            // Free a moment ago: taken again by `with` at once, or at worst
+            // after a short wait for a call that got in between.
+            return f(self);
+        }
+        let queues = self.clone();
+        tokio::task::spawn_blocking(move || f(&queues))
+            .await
+            .map_err(|e| QueueError::Task(e.to_string()))?
     }
 
     /// The feed cursor called `name` (0 if never set).

@@ -13,6 +13,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 
+use storefront_store::sqlite::SqliteCounts;
+
 use super::ServiceError;
 use super::function::Faults;
 use crate::auth::DevKeys;
@@ -45,6 +47,16 @@ pub struct EventCounts {
     pub undecodable: Option<u64>,
 }
 
+/// Calls and commits on the local runtime's two SQLite files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqliteFiles {
+    /// `events.db`: the event log and the state table.
+    pub events_db: SqliteCounts,
+    /// `queues.db`: the handlers' queues and the feed's cursor.
+    pub queues_db: SqliteCounts,
+}
+
 /// What the local tooling can see and do to a running service.
 #[async_trait]
 pub trait Control: Send + Sync {
@@ -56,6 +68,8 @@ pub trait Control: Send + Sync {
     async fn event_counts(&self) -> Result<EventCounts, ServiceError>;
     /// Publishes every stored event again (the duplicate-delivery drill).
     async fn rewind_feed(&self) -> Result<(), ServiceError>;
+    /// The local runtime's SQLite work since it started; `None` in AWS mode.
+    fn sqlite(&self) -> Option<SqliteFiles>;
 }
 
 type Failure = (StatusCode, String);
@@ -76,6 +90,7 @@ pub fn router(control: Arc<dyn Control>, keys: DevKeys) -> Router {
         .route("/_local/queues", get(queue_depths))
         .route("/_local/events/count", get(event_counts))
         .route("/_local/feed/rewind", post(rewind_feed))
+        .route("/_local/sqlite", get(sqlite_counts))
         .with_state(control)
         .layer(axum::middleware::from_fn_with_state(keys, guard))
 }
@@ -167,6 +182,13 @@ async fn queue_depths(State(c): Ctl) -> Result<Json<BTreeMap<String, QueueDepth>
 
 async fn event_counts(State(c): Ctl) -> Result<Json<EventCounts>, Failure> {
     c.event_counts().await.map(Json).map_err(unavailable)
+}
+
+/// The SQLite files' calls and commits (`null` in AWS mode): the load
+/// generator's instrument. Apart from `/_local/events/count`, which callers
+/// compare before and after to see that nothing moved.
+async fn sqlite_counts(State(c): Ctl) -> Json<Option<SqliteFiles>> {
+    Json(c.sqlite())
 }
 
 async fn rewind_feed(State(c): Ctl) -> Result<Json<serde_json::Value>, Failure> {

@@ -193,6 +193,10 @@ impl Control for Service {
     async fn rewind_feed(&self) -> Result<(), ServiceError> {
         self.stream.rewind().await
     }
+
+    fn sqlite(&self) -> Option<control::SqliteFiles> {
+        self.stream.sqlite()
+    }
 }
 
 /// What the sweeper's schedule invokes.

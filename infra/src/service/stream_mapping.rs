@@ -55,6 +55,10 @@ pub trait StreamReader: Send + Sync {
     async fn idle(&self, idle: Duration);
     /// How many events the table holds, and how many records have been committed.
     async fn counts(&self) -> Result<super::control::EventCounts, ServiceError>;
+    /// The local runtime's SQLite work so far; `None` for a real stream.
+    fn sqlite(&self) -> Option<super::control::SqliteFiles> {
+        None
+    }
 }
 
 /// The function a stream mapping invokes.
@@ -256,6 +260,11 @@ impl StreamMapping {
     /// The stream it reads.
     pub fn stream(&self) -> &str {
         self.reader.stream()
+    }
+
+    /// The SQLite work of the reader's runtime, if it has any.
+    pub fn sqlite(&self) -> Option<super::control::SqliteFiles> {
+        self.reader.sqlite()
     }
 
     /// Events stored and committed, as its reader counts them.

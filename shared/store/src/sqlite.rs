@@ -13,6 +13,7 @@
 //! simple. Blocking work runs on tokio's blocking pool.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -45,11 +46,70 @@ CREATE TABLE IF NOT EXISTS state (
 );
 ";
 
+/// How much work one SQLite file has done since it was opened: an
+/// instrument for the load generator's "transactions per command".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SqliteCounts {
+    /// Calls on the connection (each a lock of it, and at least one
+    /// transaction: an explicit one, or a statement in autocommit).
+    pub calls: u64,
+    /// Write transactions committed, as SQLite's commit hook counts them.
+    pub commits: u64,
+}
+
+/// The counters behind [`SqliteCounts`] for one connection.
+#[derive(Debug, Default)]
+pub struct SqliteCounters {
+    calls: AtomicU64,
+    commits: Arc<AtomicU64>,
+}
+
+impl SqliteCounters {
+    /// Counters for `conn`: installs its commit hook.
+    pub fn install(conn: &mut Connection) -> rusqlite::Result<Arc<SqliteCounters>> {
+        let counters = Arc::new(SqliteCounters::default());
+        let commits = Arc::clone(&counters.commits);
+        conn.commit_hook(Some(move || {
+            commits.fetch_add(1, Ordering::Relaxed);
+            false // never veto the commit
+        }))?;
+        Ok(counters)
+    }
+
+    /// Counts one call on the connection.
+    pub fn call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn read(&self) -> SqliteCounts {
+        SqliteCounts {
+            calls: self.calls.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The settings both local SQLite files share beyond WAL and
+/// `synchronous=NORMAL` (measured with `storefront load`, BENCHMARKS.md
+/// section 4): reads through a memory map instead of a `pread` per page,
+/// and a checkpoint every 4,000 WAL pages (16 MB) instead of 1,000, so
+/// pages written again and again (the hot state items, the queue table)
+/// are copied back and synced a quarter as often. Neither changes what a
+/// crash can lose.
+pub fn tune(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "mmap_size", 256i64 * 1024 * 1024)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 4000)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
 /// Event store, event log and state store in one SQLite database.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     appended: Arc<tokio::sync::Notify>,
+    counters: Arc<SqliteCounters>,
 }
 
 impl SqliteStore {
@@ -68,7 +128,7 @@ impl SqliteStore {
         Self::init(Connection::open_in_memory().map_err(StoreError::sqlite)?)
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
         // WAL + synchronous=NORMAL: a committed append survives a crash of the
         // process (the local runtime's SIGKILL test); only an OS crash may
         // lose the last transactions.
@@ -76,6 +136,7 @@ impl SqliteStore {
             .map_err(StoreError::sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(StoreError::sqlite)?;
+        tune(&conn).map_err(StoreError::sqlite)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(StoreError::sqlite)?;
         // Every statement is prepared once and kept (compiling SQL was a
@@ -91,10 +152,17 @@ impl SqliteStore {
         )
         .map_err(StoreError::sqlite)?;
         conn.execute_batch(SCHEMA).map_err(StoreError::sqlite)?;
+        let counters = SqliteCounters::install(&mut conn).map_err(StoreError::sqlite)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             appended: Arc::new(tokio::sync::Notify::new()),
+            counters,
         })
+    }
+
+    /// Calls and commits on this database since it was opened (all clones).
+    pub fn counts(&self) -> SqliteCounts {
+        self.counters.read()
     }
 
     /// Woken (`notify_one`) after every committed append of this handle and
@@ -106,17 +174,50 @@ impl SqliteStore {
         Arc::clone(&self.appended)
     }
 
+    /// Runs `f` on the connection: on the calling thread when the
+    /// connection is free, else on tokio's blocking pool. Every call the
+    /// storefront makes is short (one statement or one small transaction,
+    /// tens of microseconds), so running it where it is awaited saves the
+    /// pool's hop, two thread wake-ups per call that were the runtime's
+    /// largest cost under load (perf, 30 November: a third of its CPU in the
+    /// scheduler). A call that would wait for the lock goes to the pool
+    /// instead, so an async worker thread never sleeps on it while requests
+    /// wait. The calls that can read a lot always go to the pool
+    /// ([`Self::with_conn_off_thread`]).
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
+        let f = match self.conn.try_lock() {
             // A panic while holding the lock cannot leave a half-written
             // transaction behind (SQLite rolls it back), so a poisoned lock
             // is safe to keep using.
+            Ok(mut guard) => {
+                self.counters.call();
+                return f(&mut guard);
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                self.counters.call();
+                return f(&mut p.into_inner());
+            }
+            Err(std::sync::TryLockError::WouldBlock) => f,
+        };
+        self.with_conn_off_thread(f).await
+    }
+
+    /// Runs `f` on tokio's blocking pool: for calls whose size the caller
+    /// chooses (an unbounded query, a long page of the log, raw SQL), which
+    /// must not hold an async worker thread for long.
+    async fn with_conn_off_thread<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (conn, counters) = (Arc::clone(&self.conn), Arc::clone(&self.counters));
+        tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            counters.call();
             f(&mut guard)
         })
         .await
@@ -151,10 +252,14 @@ impl SqliteStore {
     /// the store's back (tampering) and for operator tooling; never used by
     /// the storefront itself.
     pub async fn execute_raw(&self, sql: String) -> Result<usize, StoreError> {
-        self.with_conn(move |c| c.execute(&sql, []).map_err(StoreError::sqlite))
+        self.with_conn_off_thread(move |c| c.execute(&sql, []).map_err(StoreError::sqlite))
             .await
     }
 }
+
+/// The longest page of the log read on the calling thread; a longer one
+/// (an operator's count, a replay) is read on the blocking pool.
+const LONG_READ: usize = 256;
 
 fn decode_envelope(text: &str) -> Result<EventEnvelope, StoreError> {
     let envelope: EventEnvelope = serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
@@ -343,7 +448,7 @@ impl EventStore for SqliteStore {
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, StoreError> {
-        self.with_conn(move |c| {
+        let read = move |c: &mut Connection| {
             let mut stmt = c
                 .prepare_cached("SELECT position, envelope FROM events WHERE position > ?1 ORDER BY position LIMIT ?2")
                 .map_err(StoreError::sqlite)?;
@@ -361,8 +466,12 @@ impl EventLog for SqliteStore {
                 });
             }
             Ok(out)
-        })
-        .await
+        };
+        if limit <= LONG_READ {
+            self.with_conn(read).await
+        } else {
+            self.with_conn_off_thread(read).await
+        }
     }
 }
 
@@ -432,7 +541,7 @@ impl StateStore for SqliteStore {
     async fn query(&self, pk: &str) -> Result<Vec<StateItem>, StoreError> {
         let pk = pk.to_owned();
         // LIMIT -1: no limit.
-        self.with_conn(move |c| live_items_after(c, &pk, "", -1))
+        self.with_conn_off_thread(move |c| live_items_after(c, &pk, "", -1))
             .await
     }
 
