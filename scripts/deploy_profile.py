@@ -6,6 +6,14 @@ variables, one `export NAME=VALUE` a line, for `eval` in a shell.
 way: the release profile stays the developer's fast one, and the deployed
 bootstraps are built with fat LTO, one codegen unit and opt-level "s".
 Reads Cargo.toml next to this script's folder, or the path given.
+
+It also prints the Lambda targets' RUSTFLAGS (cargo-lambda always builds
+with `--target`, so they reach the functions and nothing built for the
+host): `-C relocation-model=static` links each bootstrap as a plain
+executable instead of a position-independent one, so the dynamic loader
+has about 160 relocations to apply at start instead of 30,000 and a
+function's cold start drops by a fifth (BENCHMARKS.md section 2b). Lambda
+gives no address-space randomisation a function relies on.
 """
 
 import pathlib
@@ -58,3 +66,5 @@ for key, value in profile.items():
         value = "true" if value else "false"
     name = "CARGO_PROFILE_RELEASE_" + key.upper().replace("-", "_")
     print(f"export {name}={shlex.quote(str(value))}")
+for triple in ("X86_64_UNKNOWN_LINUX_GNU", "AARCH64_UNKNOWN_LINUX_GNU"):
+    print(f"export CARGO_TARGET_{triple}_RUSTFLAGS={shlex.quote('-C relocation-model=static')}")

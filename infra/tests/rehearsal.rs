@@ -32,6 +32,33 @@ fn artifacts() -> PathBuf {
     PathBuf::from(dir)
 }
 
+/// Every bootstrap `sam build` made is a plain (non-PIE) executable, as
+/// `scripts/deploy_profile.py` asks: ELF type `ET_EXEC`, not `ET_DYN`, so
+/// the loader has next to nothing to relocate at a cold start
+/// (BENCHMARKS.md section 2b).
+#[test]
+fn every_bootstrap_is_linked_as_a_plain_executable() {
+    let template = Template::load(common::template()).expect("template");
+    for f in template.functions.values() {
+        let path = artifacts().join(&f.logical_id).join("bootstrap");
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            bytes.get(..4),
+            Some(&b"\x7fELF"[..]),
+            "{} is not ELF",
+            path.display()
+        );
+        // e_type, little-endian, at offset 16: 2 = ET_EXEC, 3 = ET_DYN (PIE).
+        let e_type = bytes.get(16..18).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        assert_eq!(
+            e_type,
+            Some(2),
+            "{} is position-independent: the Lambda targets' RUSTFLAGS of scripts/deploy_profile.py did not reach cargo",
+            path.display()
+        );
+    }
+}
+
 /// Whether `key` is anywhere in `value` (a log line's fields, or its spans').
 fn has_key(value: &Value, key: &str) -> bool {
     match value {

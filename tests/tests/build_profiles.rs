@@ -15,8 +15,9 @@ fn python() -> String {
     std::env::var("STOREFRONT_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// The variables the script prints are the deploy profile's settings, and
-/// the release profile keeps none of them (it builds fast).
+/// The variables the script prints are the deploy profile's settings and
+/// the Lambda targets' non-PIE linking, and the release profile keeps none
+/// of them (it builds fast).
 #[test]
 fn the_deploy_profile_reaches_sam_build_as_variables() {
     let out = std::process::Command::new(python())
@@ -40,6 +41,8 @@ fn the_deploy_profile_reaches_sam_build_as_variables() {
             "export CARGO_PROFILE_RELEASE_LTO=true",
             "export CARGO_PROFILE_RELEASE_OPT_LEVEL=s",
             "export CARGO_PROFILE_RELEASE_STRIP=true",
+            "export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C relocation-model=static'",
+            "export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C relocation-model=static'",
         ]
     );
 
