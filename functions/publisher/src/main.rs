@@ -28,7 +28,7 @@ async fn run(config: &Config) -> Result<(), lambda_runtime::Error> {
     let settings = Settings::from_config(config)?;
     let metrics = telemetry::init_metrics(config.function_name())?;
     let sdk = aws::load_config().await;
-    let bus = EventBridgeBus::new(aws::eventbridge(&sdk), settings.event_bus_name);
+    let bus = EventBridgeBus::lazy(sdk, settings.event_bus_name);
     let publisher = Publisher::new(bus);
     let publisher = &publisher;
     metrics_cloudwatch_embedded::lambda::handler::run(
