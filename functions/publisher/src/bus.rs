@@ -142,7 +142,7 @@ pub struct EventBridgeBus {
 enum EventBridgeClient {
     Built(aws_sdk_eventbridge::Client),
     Lazy(
-        storefront_runtime::aws::SdkConfig,
+        Box<storefront_runtime::aws::SdkConfig>,
         std::sync::OnceLock<aws_sdk_eventbridge::Client>,
     ),
 }
@@ -161,7 +161,7 @@ impl EventBridgeBus {
     /// invocation instead of the function's init (BENCHMARKS.md section 2b).
     pub fn lazy(config: storefront_runtime::aws::SdkConfig, bus_name: impl Into<String>) -> Self {
         EventBridgeBus {
-            client: EventBridgeClient::Lazy(config, std::sync::OnceLock::new()),
+            client: EventBridgeClient::Lazy(Box::new(config), std::sync::OnceLock::new()),
             bus_name: bus_name.into(),
         }
     }

@@ -150,25 +150,52 @@ pub struct AwsRequests {
     pub run_seconds: f64,
     /// What it sent over the run: requests by service and operation.
     pub run: RequestCounts,
-    /// Per completed journey, by service: the run's requests less what the
-    /// pollers send idle over as long, divided by the journeys.
+    /// What one `GET /orders/{id}` costs, measured after the run over
+    /// [`POLL_SAMPLE`] polls of one order.
+    pub per_poll: BTreeMap<String, f64>,
+    /// Per completed journey, by service: the run's requests less the
+    /// generator's own (its drain checks: `GetQueueAttributes` for the
+    /// queue depths, the events table's `Scan`), less what the pollers send
+    /// idle over as long, less its polls at [`Self::per_poll`], divided by
+    /// the journeys.
     pub per_journey: BTreeMap<String, f64>,
 }
 
+/// The requests the generator's own drain checks cause (not the journeys').
+const INSTRUMENT: &[(&str, &str)] = &[("sqs", "GetQueueAttributes"), ("dynamodb", "Scan")];
+
+/// How many polls of one order measure a poll's requests.
+const POLL_SAMPLE: u32 = 20;
+
 impl AwsRequests {
     fn of(
-        idle_seconds: f64,
-        idle: RequestCounts,
-        run_seconds: f64,
-        run: RequestCounts,
-        journeys: u64,
+        (idle_seconds, idle): (f64, RequestCounts),
+        (run_seconds, run): (f64, RequestCounts),
+        polled: RequestCounts,
+        (journeys, polls): (u64, u64),
     ) -> AwsRequests {
+        let per_poll: BTreeMap<String, f64> = polled
+            .0
+            .keys()
+            .map(|service| {
+                (
+                    service.clone(),
+                    polled.service(service) as f64 / f64::from(POLL_SAMPLE),
+                )
+            })
+            .collect();
         let per_journey = run
             .0
             .keys()
             .map(|service| {
+                let own: u64 = INSTRUMENT
+                    .iter()
+                    .filter(|(s, _)| s == service)
+                    .map(|(s, op)| run.operation(s, op))
+                    .sum();
                 let polling = idle.service(service) as f64 / idle_seconds.max(0.001) * run_seconds;
-                let net = (run.service(service) as f64 - polling).max(0.0);
+                let polls = per_poll.get(service).copied().unwrap_or(0.0) * polls as f64;
+                let net = (run.service(service) as f64 - own as f64 - polling - polls).max(0.0);
                 (service.clone(), net / journeys.max(1) as f64)
             })
             .collect();
@@ -177,6 +204,7 @@ impl AwsRequests {
             idle,
             run_seconds,
             run,
+            per_poll,
             per_journey,
         }
     }
@@ -232,6 +260,8 @@ struct Tally {
     journeys: u64,
     reads: u64,
     errors: BTreeMap<String, u64>,
+    /// The last order placed and its shopper's token.
+    last_order: Option<(String, String)>,
 }
 
 impl Tally {
@@ -243,6 +273,7 @@ impl Tally {
             journeys: 0,
             reads: 0,
             errors: BTreeMap::new(),
+            last_order: None,
         }
     }
 
@@ -253,6 +284,7 @@ impl Tally {
         self.commands += other.commands;
         self.journeys += other.journeys;
         self.reads += other.reads;
+        self.last_order = other.last_order.or(self.last_order.take());
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;
         }
@@ -405,6 +437,7 @@ impl Shopper {
             self.fail(tally, "checkout without orderId".into());
             return None;
         };
+        tally.last_order = Some((order_id.clone(), self.token.clone()));
         let path = format!("/orders/{order_id}");
         let total = loop {
             if accepted_at.elapsed() > Duration::from_secs(30) {
@@ -557,6 +590,12 @@ pub async fn run(data: &Path, args: &LoadArgs) -> Result<Summary, LoadError> {
         .map(|url| Recorder::new(api.http.clone(), url));
     let mut idle = None;
     if let Some(recorder) = &recorder {
+        // Idle means the set-up's events handled and nothing else queued.
+        if drain(&api, &admin).await.is_none() {
+            return Err(LoadError::Setup(
+                "the runtime did not go idle within 120 s of the set-up: nothing to measure its pollers on".into(),
+            ));
+        }
         recorder.start().await.map_err(LoadError::Setup)?;
         tokio::time::sleep(IDLE_WATCH).await;
         idle = Some(recorder.stop().await.map_err(LoadError::Setup)?);
@@ -618,12 +657,27 @@ pub async fn run(data: &Path, args: &LoadArgs) -> Result<Summary, LoadError> {
         (Some(recorder), Some(idle)) => {
             let run_seconds = start.elapsed().as_secs_f64();
             let run = recorder.stop().await.map_err(LoadError::Setup)?;
+            // What a poll costs: one order read POLL_SAMPLE times.
+            let order = tally.last_order.clone().ok_or_else(|| {
+                LoadError::Setup("no order was placed: nothing to measure a poll on".into())
+            })?;
+            recorder.start().await.map_err(LoadError::Setup)?;
+            for _ in 0..POLL_SAMPLE {
+                let _ = api
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("/orders/{}", order.0),
+                        &order.1,
+                        None,
+                    )
+                    .await;
+            }
+            let polled = recorder.stop().await.map_err(LoadError::Setup)?;
             Some(AwsRequests::of(
-                IDLE_WATCH.as_secs_f64(),
-                idle,
-                run_seconds,
-                run,
-                tally.journeys,
+                (IDLE_WATCH.as_secs_f64(), idle),
+                (run_seconds, run),
+                polled,
+                (tally.journeys, tally.reads),
             ))
         }
         _ => None,
@@ -705,10 +759,32 @@ pub fn render(s: &Summary) -> String {
         None => out.push_str("  not drained within 120 s after the last response\n"),
     }
     if let Some(r) = &s.aws_requests {
+        let rates = |counts: &RequestCounts, per: f64| {
+            counts
+                .0
+                .iter()
+                .flat_map(|(service, ops)| {
+                    ops.iter()
+                        .map(move |(op, n)| format!("{service} {op} {:.1}", *n as f64 / per))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         out.push_str(&format!(
-            "  AWS requests per journey (moto's recorder, net of the pollers' {:.1}/s while idle):\n",
-            r.idle.total() as f64 / r.idle_seconds.max(0.001)
+            "  AWS requests (moto's recorder): idle pollers per second: {}\n",
+            rates(&r.idle, r.idle_seconds)
         ));
+        out.push_str(&format!(
+            "  one GET /orders/{{id}}: {}\n",
+            r.per_poll
+                .iter()
+                .map(|(service, n)| format!("{service} {n:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        out.push_str(
+            "  per journey (net of the pollers, the polls and the drain checks), and the run's totals:\n",
+        );
         for (service, n) in &r.per_journey {
             let ops: Vec<String> = r.run.0[service]
                 .iter()

@@ -44,6 +44,15 @@ impl RequestCounts {
         self.0.get(service).map_or(0, |ops| ops.values().sum())
     }
 
+    /// The requests of one operation.
+    pub fn operation(&self, service: &str, operation: &str) -> u64 {
+        self.0
+            .get(service)
+            .and_then(|ops| ops.get(operation))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Every request.
     pub fn total(&self) -> u64 {
         self.0.values().flat_map(|ops| ops.values()).sum()
@@ -72,6 +81,7 @@ fn attribute(entry: &Value) -> (String, String) {
         .and_then(|t| t.rsplit('.').next())
         .map(str::to_owned)
         .or_else(|| query_action(entry))
+        .or_else(|| rest_operation(entry))
         .unwrap_or_else(|| "unknown".to_owned());
     (service, operation)
 }
@@ -87,6 +97,17 @@ fn query_action(entry: &Value) -> Option<String> {
         .as_str()
         .and_then(from)
         .or_else(|| entry["url"].as_str().and_then(from))
+}
+
+/// A REST-protocol request (SES v2, say) as `METHOD /path`, without its query.
+fn rest_operation(entry: &Value) -> Option<String> {
+    let method = entry["method"].as_str()?;
+    let url = entry["url"].as_str()?;
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    let path = path.split('?').next().unwrap_or(path);
+    Some(format!("{method} {path}"))
 }
 
 /// moto's recorder, over HTTP.
@@ -162,6 +183,7 @@ mod tests {
             serde_json::json!({"headers": {"Authorization": signed("sqs"), "X-Amz-Target": "AmazonSQS.ReceiveMessage"}, "url": "/", "body": "{}"}),
             serde_json::json!({"headers": {"Authorization": signed("cloudformation")}, "url": "/", "body": "Action=DescribeStacks&Version=2010-05-15"}),
             serde_json::json!({"headers": {}, "url": "/?Action=ListQueues", "body": ""}),
+            serde_json::json!({"headers": {"Authorization": signed("ses")}, "method": "POST", "url": "http://127.0.0.1:5000/v2/email/outbound-emails?x=1", "body": "{}"}),
         ];
         let recording: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let counts = RequestCounts::of_recording(&format!("{recording}not json\n\n"));
@@ -172,6 +194,7 @@ mod tests {
         assert_eq!(counts.0["sqs"]["ReceiveMessage"], 1);
         assert_eq!(counts.0["cloudformation"]["DescribeStacks"], 1);
         assert_eq!(counts.0["unsigned"]["ListQueues"], 1);
-        assert_eq!(counts.total(), 7);
+        assert_eq!(counts.0["ses"]["POST /v2/email/outbound-emails"], 1);
+        assert_eq!(counts.total(), 8);
     }
 }

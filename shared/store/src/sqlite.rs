@@ -10,7 +10,8 @@
 //! "everything after position p" can never skip an event that commits later
 //! with a smaller position. SQLite serialises writers anyway; readers share the
 //! same lock, which is fine at the storefront's scale and keeps the reasoning
-//! simple. Blocking work runs on tokio's blocking pool.
+//! simple. A call runs on the awaiting thread when the connection is free
+//! (they are short), else on tokio's blocking pool (see `with_conn`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
