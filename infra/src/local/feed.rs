@@ -201,8 +201,8 @@ impl StreamReader for LogReader {
     }
 
     async fn read(&self, max: u32) -> Result<Vec<ShardBatch>, ServiceError> {
-        let queues = self.queues.clone();
-        let cursor = queues
+        let cursor = self
+            .queues
             .call(move |q| q.cursor(FEED_CURSOR))
             .await
             .map_err(Self::error("cursor"))?;
@@ -232,8 +232,7 @@ impl StreamReader for LogReader {
             source: format!("{:?} is not a log position", batch.last).into(),
         })?;
         let messages = std::mem::take(&mut *self.routed.lock().unwrap_or_else(|p| p.into_inner()));
-        let queues = self.queues.clone();
-        queues
+        self.queues
             .call(move |q| q.enqueue_and_advance(&messages, FEED_CURSOR, position))
             .await
             .map_err(Self::error("commit"))
@@ -244,8 +243,7 @@ impl StreamReader for LogReader {
     }
 
     async fn rewind(&self) -> Result<(), ServiceError> {
-        let queues = self.queues.clone();
-        queues
+        self.queues
             .call(move |q| q.enqueue_and_advance(&[], FEED_CURSOR, 0))
             .await
             .map_err(Self::error("rewind"))
@@ -261,8 +259,8 @@ impl StreamReader for LogReader {
             info["startSequenceNumber"].as_str().unwrap_or_default(),
             info["endSequenceNumber"].as_str().unwrap_or_default()
         );
-        let (queues, body) = (self.queues.clone(), body.to_string());
-        queues
+        let body = body.to_string();
+        self.queues
             .call(move |q| q.send(&queue, &id, &body))
             .await
             .map_err(Self::error("on-failure destination"))
@@ -297,8 +295,8 @@ impl StreamReader for LogReader {
                 .filter(|l| !l.envelope.actor.starts_with("system:"))
                 .count() as u64;
         }
-        let queues = self.queues.clone();
-        counts.published = queues
+        counts.published = self
+            .queues
             .call(move |q| q.cursor(FEED_CURSOR))
             .await
             .map_err(Self::error("cursor"))?;

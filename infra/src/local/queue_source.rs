@@ -67,10 +67,10 @@ impl QueueSource for LocalQueue {
     }
 
     async fn receive(&self, max: u32) -> Result<Vec<Message>, ServiceError> {
-        let (queues, name, redrive) =
-            (self.queues.clone(), self.name.clone(), self.redrive.clone());
+        let (name, redrive) = (self.name.clone(), self.redrive.clone());
         let visibility = i64::try_from(self.visibility.as_millis()).unwrap_or(i64::MAX);
-        let received = queues
+        let received = self
+            .queues
             .call(move |q| q.receive(&name, max, visibility, redrive.as_ref()))
             .await
             .map_err(self.error("receive"))?;
@@ -92,8 +92,7 @@ impl QueueSource for LocalQueue {
             .map(|m| receipt_row(m))
             .collect::<Result<Vec<i64>, _>>()
             .map_err(self.error("delete"))?;
-        let queues = self.queues.clone();
-        queues
+        self.queues
             .call(move |q| q.delete(&rows))
             .await
             .map_err(self.error("delete"))
