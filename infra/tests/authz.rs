@@ -157,6 +157,13 @@ async fn authorization_matrix() {
             [401, 409, 201, 201],
         ),
         ("GET", "/users/me", None, [401, 200, 404, 404]),
+        (
+            "PATCH",
+            "/users/me",
+            Some(json!({"name": "Y"})),
+            [401, 200, 404, 404],
+        ),
+        ("DELETE", "/users/me", None, [401, 200, 404, 404]),
         ("GET", "/products", None, [200, 200, 200, 200]),
         ("GET", "/products/MUG", None, [200, 200, 200, 200]),
         (

@@ -107,7 +107,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/users", post(register_user))
-        .route("/users/me", get(me))
+        .route("/users/me", get(me).patch(update_me).delete(close_me))
         .route("/products", get(list_products).post(create_product))
         .route(
             "/products/{sku}",
@@ -192,7 +192,7 @@ async fn request_span(
         version = "0.1.0"
     ),
     paths(
-        routes::health, routes::register_user, routes::me,
+        routes::health, routes::register_user, routes::me, routes::update_me, routes::close_me,
         routes::list_products, routes::get_product, routes::create_product, routes::update_product,
         routes::adjust_stock, routes::discontinue_product,
         routes::get_cart, routes::add_item, routes::change_quantity, routes::remove_item, routes::checkout,

@@ -158,6 +158,20 @@ pub struct RegisterUser {
     pub name: String,
 }
 
+/// `PATCH /users/me`: a new display name, the address the token now
+/// verifies, or both.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateProfile {
+    /// A new display name, 1..=100 characters.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A new contact address: it must be the token's verified `email`
+    /// claim (change it at the identity provider first), as at registration.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
 /// `POST /products`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -51,6 +51,12 @@ async fn stream_len(t: &TestApp, stream: &str) -> usize {
 }
 
 /// Catalogue, cart and checkout on DynamoDB: the order and the cart's checkout land together, a replay with the same key answers the same.
+/// Profiles and closing an account (issue 18), on the DynamoDB adapter (moto).
+#[tokio::test]
+async fn profile_and_closing_on_dynamodb() {
+    common::profile_and_closing(&dynamo_app().await).await;
+}
+
 #[tokio::test]
 async fn checkout_on_dynamodb() {
     let t = dynamo_app().await;

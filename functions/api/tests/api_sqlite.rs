@@ -373,6 +373,13 @@ async fn authorization_between_shoppers_and_admin() {
     assert_eq!(cancelled["status"], "cancelled");
 }
 
+/// Profiles and closing an account (issue 18), on SQLite.
+#[tokio::test]
+async fn profile_and_closing_on_sqlite() {
+    let (t, _) = TestApp::sqlite();
+    common::profile_and_closing(&t).await;
+}
+
 /// The checked-in openapi.json is what the code generates (UPDATE_OPENAPI=1 rewrites it).
 #[test]
 fn openapi_document_matches_the_code() {

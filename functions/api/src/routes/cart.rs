@@ -39,7 +39,7 @@ async fn cart_command(
 #[utoipa::path(post, path = "/cart/items", tag = "cart", request_body = AddItem,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 200, body = CartView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 422, body = Problem)))]
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn add_item(
     State(app): State<AppState>,
     identity: Identity,
@@ -48,6 +48,7 @@ pub async fn add_item(
     JsonBody(body): JsonBody<AddItem>,
 ) -> Result<Response, ApiError> {
     let sku = sku(&body.sku)?;
+    ensure_open_account(&app, &identity).await?;
     let ctx = ctx(&identity, correlation, idem.map(|e| e.0));
     let user_id = identity.user_id.clone();
     // The product is looked up once per request: the cart records the price
@@ -111,14 +112,15 @@ pub async fn remove_item(
 /// Turn the cart into an order: the order's creation and the cart's checkout are one atomic append.
 #[utoipa::path(post, path = "/cart/checkout", tag = "cart",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
-    responses((status = 201, body = CheckoutAccepted), (status = 401, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 201, body = CheckoutAccepted), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn checkout(
     State(app): State<AppState>,
     identity: Identity,
     correlation: Correlation,
     idem: Option<axum::Extension<IdempotencyKey>>,
 ) -> Result<Response, ApiError> {
+    ensure_open_account(&app, &identity).await?;
     let ctx = ctx(&identity, correlation, idem.map(|e| e.0));
     // One id per request, kept across conflict retries.
     let order_id = OrderId::new(new_event_id())?;

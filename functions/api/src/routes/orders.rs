@@ -113,6 +113,7 @@ pub async fn pay(
     PathParam(raw): PathParam,
     JsonBody(body): JsonBody<Payment>,
 ) -> Result<Response, ApiError> {
+    ensure_open_account(&app, &identity).await?;
     let ctx = ctx(&identity, correlation, idem.map(|e| e.0));
     order_command(
         &app,

@@ -342,3 +342,140 @@ pub async fn same_key_requests_run_once(t: std::sync::Arc<TestApp>) {
         .count();
     assert_eq!(paid_events, 1, "paid once");
 }
+
+/// A profile's life through the API, the same on every store: a name
+/// change and an email change (only to the token's verified address) emit
+/// `user.profile.updated`; closing the account (`user.deactivated`) stops
+/// adding to a cart, checking out and paying with 403, while the order placed
+/// before keeps its state and reads as before.
+pub async fn profile_and_closing(t: &TestApp) {
+    use serde_json::json;
+    let alice = Who::Shopper("alice");
+    t.product("MUG", 1250, 10).await;
+    t.call("PATCH", "/users/me", alice, Some(json!({"name": "Ally"})))
+        .await
+        .expect(404);
+    t.post("/users", alice, json!({"name": "Alice"}))
+        .await
+        .expect(201);
+    let renamed = t
+        .call("PATCH", "/users/me", alice, Some(json!({"name": "Ally"})))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        (renamed["name"].as_str(), renamed["version"].as_u64()),
+        (Some("Ally"), Some(2))
+    );
+    // The same again changes nothing.
+    let same = t
+        .call("PATCH", "/users/me", alice, Some(json!({"name": "Ally"})))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(same["version"], 2, "no event for no change");
+    // Another address than the token's verified one is refused, and so is a malformed one.
+    t.call(
+        "PATCH",
+        "/users/me",
+        alice,
+        Some(json!({"email": "ally@elsewhere.example"})),
+    )
+    .await
+    .expect(422);
+    t.call(
+        "PATCH",
+        "/users/me",
+        alice,
+        Some(json!({"email": "not an address"})),
+    )
+    .await
+    .expect(400);
+    t.call("PATCH", "/users/me", alice, Some(json!({})))
+        .await
+        .expect(400);
+    // The token's own address, in another case, is stored as the token has it.
+    let mailed = t
+        .call(
+            "PATCH",
+            "/users/me",
+            alice,
+            Some(json!({"email": "ALICE@example.com", "name": "Alice"})),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        (
+            mailed["email"].as_str(),
+            mailed["name"].as_str(),
+            mailed["version"].as_u64()
+        ),
+        (Some("alice@example.com"), Some("Alice"), Some(3)),
+        "the address equals the stored one, so only the name changed"
+    );
+
+    t.post("/cart/items", alice, json!({"sku": "MUG", "quantity": 1}))
+        .await
+        .expect(200);
+    let order = t
+        .call("POST", "/cart/checkout", alice, None)
+        .await
+        .expect(201)
+        .body;
+    let order_id = order["orderId"].as_str().expect("an order id").to_owned();
+    t.post("/cart/items", alice, json!({"sku": "MUG", "quantity": 1}))
+        .await
+        .expect(200);
+
+    let closed = t
+        .call("DELETE", "/users/me", alice, None)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(closed["status"], "deactivated");
+    let refused = t
+        .post("/cart/items", alice, json!({"sku": "MUG", "quantity": 1}))
+        .await
+        .expect(403)
+        .body;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("account is closed")),
+        "{refused}"
+    );
+    t.call("POST", "/cart/checkout", alice, None)
+        .await
+        .expect(403);
+    t.post(
+        &format!("/orders/{order_id}/payment"),
+        alice,
+        json!({"amountCents": 1250}),
+    )
+    .await
+    .expect(403);
+    t.call("PATCH", "/users/me", alice, Some(json!({"name": "Back"})))
+        .await
+        .expect(403);
+    t.call("DELETE", "/users/me", alice, None).await.expect(403);
+    // What was there before stays: the profile reads as closed, the order as it was.
+    assert_eq!(
+        t.get("/users/me", alice).await.expect(200).body["status"],
+        "deactivated"
+    );
+    let kept = t
+        .get(&format!("/orders/{order_id}"), alice)
+        .await
+        .expect(200)
+        .body;
+    assert_ne!(kept["status"], "cancelled", "{kept}");
+    // Another shopper is not affected.
+    t.post(
+        "/cart/items",
+        Who::Shopper("bob"),
+        json!({"sku": "MUG", "quantity": 1}),
+    )
+    .await
+    .expect(200);
+}
