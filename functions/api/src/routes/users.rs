@@ -77,6 +77,26 @@ fn refuse_closed(e: DomainError) -> ApiError {
     }
 }
 
+/// Decides `command` on the caller's own user stream and answers the
+/// profile (200); a closed account's refusal is 403.
+async fn own_profile_command(
+    app: &AppState,
+    identity: &Identity,
+    ctx: &CommandContext,
+    command: &UserCommand,
+) -> Result<Response, ApiError> {
+    single::<UserState, _, _, _>(
+        app,
+        ctx,
+        stream(UserState::TYPE, identity.user_id.as_str())?,
+        StatusCode::OK,
+        |s| s.decide(command).map_err(refuse_closed),
+        UserView::of,
+        none,
+    )
+    .await
+}
+
 /// Refuses a closed account's shopping (adding to a cart, checking out,
 /// paying) with 403. A caller who never registered is not refused: a cart
 /// needs no account, as before.
@@ -131,16 +151,7 @@ pub async fn update_me(
         name: body.name,
         email,
     };
-    single::<UserState, _, _, _>(
-        &app,
-        &ctx,
-        stream(UserState::TYPE, identity.user_id.as_str())?,
-        StatusCode::OK,
-        |s| s.decide(&command).map_err(refuse_closed),
-        UserView::of,
-        none,
-    )
-    .await
+    own_profile_command(&app, &identity, &ctx, &command).await
 }
 
 /// Close the caller's account (`user.deactivated`): from then on it cannot
@@ -160,14 +171,5 @@ pub async fn close_me(
     let command = UserCommand::Deactivate {
         reason: "closed by the user".into(),
     };
-    single::<UserState, _, _, _>(
-        &app,
-        &ctx,
-        stream(UserState::TYPE, identity.user_id.as_str())?,
-        StatusCode::OK,
-        |s| s.decide(&command).map_err(refuse_closed),
-        UserView::of,
-        none,
-    )
-    .await
+    own_profile_command(&app, &identity, &ctx, &command).await
 }
